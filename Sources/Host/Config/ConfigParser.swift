@@ -1,0 +1,918 @@
+import Foundation
+
+/// Reads Mosquitto 2.0 configuration files (mosquitto.conf(5) syntax) into a `BrokerConfig`.
+///
+/// ## Syntax
+/// - One directive per line: `name value`. Name and value are separated by spaces or
+///   tabs (mosquitto itself only accepts spaces). Leading/trailing whitespace is ignored.
+/// - A line whose first non-blank character is `#` is a comment (mosquitto only allows
+///   `#` in the very first column). Blank lines are ignored.
+/// - There are no trailing comments. As in mosquitto, a path or other free-text value
+///   runs to the end of the line, `#` included (Midge warns when a value contains ` #`).
+///   For single-word values (booleans, numbers, keywords, `listener PORT [ADDRESS]`)
+///   mosquitto silently ignores whatever follows; Midge accepts a trailing `# comment`
+///   there but rejects any other extra word instead of silently dropping it.
+/// - Booleans are `true`/`false` (mosquitto 2.0 also accepts `1`/`0`, so Midge does).
+///   Numbers must be plain integers in range (mosquitto uses atoi and would read
+///   `10abc` as 10; Midge rejects it).
+/// - Relative paths (password_file, acl_file, certfile, keyfile, cafile, capath,
+///   crlfile, dhparamfile, pid_file, include_dir, `log_dest file`, and plugin_opt
+///   values whose key ends in `file` or `_path` or is `database`) are resolved against
+///   the directory of the file that names them (mosquitto uses its working directory).
+/// - Strings that mosquitto refuses to set twice (paths, `user`, `bind_address`,
+///   `auto_id_prefix`, `mount_point`, TLS strings, ...) are an error when repeated.
+///
+/// ## Listeners
+/// `listener PORT [ADDRESS]` starts a listener; listener options (`protocol`,
+/// `max_connections`, `mount_point`, `socket_domain`, `bind_interface`, `max_qos`,
+/// `max_topic_alias`, `use_username_as_clientid`, the TLS options and, with
+/// `per_listener_settings true`, the security options) apply to the latest one in the
+/// same file. Before any `listener` line of a file they apply, as in mosquitto, to the
+/// "default listener", which the deprecated `port N` / `bind_address ADDR` configure
+/// (port 1883 and all interfaces unless set). Mosquitto creates that listener as soon
+/// as any of its options is set; when it is set only through listener options (e.g.
+/// `max_connections 10` above the first `listener`), mosquitto silently opens an extra
+/// listener on 0.0.0.0:1883 while staying in local-only (anonymous) mode, or fails
+/// with "address in use". Midge refuses such a file with an error naming the directive.
+/// `mount_point` before any `listener` is an error, as in mosquitto.
+///
+/// ## Directive decisions
+///
+/// | Directive(s) | Midge |
+/// |---|---|
+/// | `listener PORT [ADDRESS]` | Supported. `listener 0 PATH` (Unix socket): **error**, not supported yet. |
+/// | `port`, `bind_address` | Supported: configure mosquitto's default listener (deprecated in mosquitto; warning). |
+/// | `protocol` (`mqtt`/`websockets`), `max_connections`, `mount_point`, `socket_domain`, `bind_interface`, `max_qos`, `max_topic_alias`, `use_username_as_clientid` | Supported, per listener. |
+/// | `certfile`, `keyfile`, `cafile`, `capath`, `crlfile`, `dhparamfile`, `ciphers`, `ciphers_tls1.3`, `tls_version`, `require_certificate`, `use_identity_as_username`, `use_subject_as_username`, `tls_engine`, `tls_engine_kpass_sha1`, `tls_keyform` | Kept per listener in `ListenerConfig.tls` for the TLS plugin. |
+/// | `per_listener_settings`, `allow_anonymous`, `allow_zero_length_clientid`, `auto_id_prefix`, `password_file`, `acl_file` | Supported (global, or per listener under `per_listener_settings true`). |
+/// | `plugin NAME`, `plugin_opt_*`, `auth_opt_*`, `auth_plugin_deny_special_chars` | Supported with built-in plugin names. A `.so` / path value: **error** (shared-library plugins, including the Dynamic Security plugin, not supported yet). |
+/// | `auth_plugin` | Alias of `plugin`, with a deprecation warning. |
+/// | `include_dir` | Supported (main file only; in an included file it is ignored with a warning, as mosquitto ignores it). |
+/// | `log_dest` (`stdout`, `stderr`, `syslog`, `topic`, `file PATH`, `none`), `log_type`, `log_timestamp`, `log_timestamp_format`, `connection_messages` | Supported. `log_dest dlt`: warning, not implemented. |
+/// | `max_inflight_messages`, `max_inflight_bytes`, `max_queued_messages`, `max_queued_bytes`, `queue_qos0_messages`, `max_keepalive`, `max_packet_size`, `message_size_limit`, `persistent_client_expiration`, `retain_available`, `upgrade_outgoing_qos`, `set_tcp_nodelay`, `sys_interval`, `user`, `pid_file` | Supported. |
+/// | `persistence` / `retained_persistence` | `false`: accepted. `true`: **error**, persistence is not supported yet (data would silently be lost on restart). |
+/// | `persistence_file`, `persistence_location`, `autosave_interval`, `autosave_on_changes` | Warning: accepted but not implemented (no effect without persistence). |
+/// | `connection` and every bridge option (`address`, `topic`, `bridge_*`, `remote_*`, `local_*`, `cleansession`, `keepalive_interval`, `notifications*`, `restart_timeout`, `start_type`, `threshold`, `try_private`, `round_robin`, `idle_timeout`, `clientid`, `username`, `password`, ...) | **Error**: bridges are not supported yet. |
+/// | `psk_hint`, `psk_file` | **Error**: TLS-PSK is not supported yet. |
+/// | `clientid_prefixes` | **Error**: not supported yet (ignoring it would admit every client id). |
+/// | `check_retain_source`, `allow_duplicate_messages`, `memory_limit`, `http_dir`, `websockets_log_level`, `websockets_headers_size`, `log_facility`, `retry_interval` | Warning: accepted but not implemented. |
+/// | Mosquitto 2.1-only options (`global_plugin`, `accept_protocol_versions`, `enable_control_api`, ...) and anything else | **Error**: unknown directive. |
+public enum ConfigParser {
+    /// Reads and parses the config file at `path` (and its `include_dir` files).
+    public static func load(path: String) throws -> BrokerConfig {
+        let absolute = PathResolver.absolute(path, relativeTo: FileManager.default.currentDirectoryPath)
+        let text = try readConfigFile(displayName: path, absolutePath: absolute)
+        let base = (absolute as NSString).deletingLastPathComponent
+        return try parse(text: text, file: path, baseDirectory: base)
+    }
+
+    /// Parses config text. `file` names it in errors; `baseDirectory` is where its
+    /// relative paths (and `include_dir`) are resolved.
+    public static func parse(text: String, file: String, baseDirectory: String) throws -> BrokerConfig {
+        let base = PathResolver.absolute(baseDirectory, relativeTo: FileManager.default.currentDirectoryPath)
+        var parser = Parser(mainFile: PathResolver.absolute(file, relativeTo: base))
+        try parser.parseFile(text: text, file: file, baseDirectory: base, level: 0)
+        return try parser.finish()
+    }
+
+    static func readConfigFile(displayName: String, absolutePath: String) throws -> String {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: absolutePath, isDirectory: &isDirectory) else {
+            throw ConfigError(file: displayName, line: 0, message: "unable to open config file: no such file")
+        }
+        if isDirectory.boolValue {
+            throw ConfigError(file: displayName, line: 0, message: "config file is a directory")
+        }
+        guard let data = FileManager.default.contents(atPath: absolutePath) else {
+            throw ConfigError(file: displayName, line: 0, message: "unable to read config file")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(file: displayName, line: 0, message: "malformed UTF-8 in config file")
+        }
+        return text
+    }
+}
+
+// MARK: - Paths
+
+enum PathResolver {
+    /// `path` made absolute against `base`, with `.` and `..` removed lexically.
+    static func absolute(_ path: String, relativeTo base: String) -> String {
+        let joined = path.hasPrefix("/") ? path : base + "/" + path
+        var parts: [Substring] = []
+        for component in joined.split(separator: "/", omittingEmptySubsequences: true) {
+            if component == "." { continue }
+            if component == ".." {
+                if !parts.isEmpty { parts.removeLast() }
+                continue
+            }
+            parts.append(component)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
+    /// Mosquitto's include_dir order: case-insensitive first, and for letters equal
+    /// but for case, upper case first (00.conf, 01.conf, A.conf, a.conf, B.conf, b.conf).
+    static func mosquittoOrder(_ lhs: String, _ rhs: String) -> Bool {
+        let a = Array(lhs.utf8), b = Array(rhs.utf8)
+        var i = 0
+        while i < a.count && i < b.count {
+            let ua = upper(a[i]), ub = upper(b[i])
+            if ua != ub { return ua < ub }
+            if a[i] != b[i] { return a[i] < b[i] }
+            i += 1
+        }
+        return a.count < b.count
+    }
+
+    private static func upper(_ byte: UInt8) -> UInt8 {
+        (byte >= 97 && byte <= 122) ? byte - 32 : byte
+    }
+}
+
+// MARK: - Parser
+
+private struct Location {
+    var file: String
+    var line: Int
+    var baseDirectory: String
+}
+
+private enum ListenerRef: Equatable {
+    case defaultListener
+    case explicit(Int)
+
+    var key: String {
+        switch self {
+        case .defaultListener: return "default listener"
+        case .explicit(let index): return "listener \(index)"
+        }
+    }
+}
+
+private enum SecurityRef {
+    case global
+    case listener(ListenerRef)
+
+    var key: String {
+        switch self {
+        case .global: return "global"
+        case .listener(let ref): return ref.key
+        }
+    }
+}
+
+private struct PluginRef {
+    var security: SecurityRef
+    var index: Int
+}
+
+/// State that mosquitto resets for every file it reads.
+private struct FileState {
+    var level: Int
+    var currentListener: ListenerRef = .defaultListener
+    var currentPlugin: PluginRef?
+}
+
+private let bridgeDirectives: Set<String> = [
+    "address", "addresses", "cleansession", "clientid", "remote_clientid", "local_cleansession",
+    "local_clientid", "local_password", "local_username", "idle_timeout", "keepalive_interval",
+    "notifications", "notifications_local_only", "notification_topic", "password", "remote_password",
+    "username", "remote_username", "restart_timeout", "round_robin", "start_type", "threshold", "topic",
+    "try_private",
+]
+
+private let mosquitto21Directives: Set<String> = [
+    "global_plugin", "accept_protocol_versions", "enable_control_api", "max_topic_alias_broker",
+    "global_max_clients", "global_max_connections", "disable_client_cert_date_checks", "quic_log_level",
+]
+
+private let tlsPathDirectives: Set<String> = ["certfile", "keyfile", "cafile", "capath", "crlfile", "dhparamfile"]
+private let tlsStringDirectives: Set<String> = ["ciphers", "ciphers_tls1.3", "tls_version", "tls_engine",
+                                                "tls_engine_kpass_sha1"]
+private let tlsBoolDirectives: Set<String> = ["require_certificate", "use_identity_as_username",
+                                              "use_subject_as_username"]
+private let securityDirectives: Set<String> = ["allow_anonymous", "allow_zero_length_clientid", "auto_id_prefix",
+                                               "password_file", "acl_file", "plugin", "auth_plugin"]
+private let allLogTypes = ["error", "warning", "notice", "information", "debug", "subscribe", "unsubscribe",
+                           "websockets", "internal"]
+
+private struct Parser {
+    let mainFile: String
+    var config = BrokerConfig()
+    var explicitListeners: [ListenerConfig] = []
+    var defaultListener = ListenerConfig(port: 1883, isDefaultListener: true)
+    var defaultListenerDeclared: Location?
+    var defaultListenerFirstUse: (location: Location, directive: String)?
+    var portSet = false
+    var global = SecurityConfig()
+    var firstSecurityDirective: (location: Location, directive: String)?
+    var logDestSet = false
+    var logTypeSet = false
+    /// "scope/directive" -> where a set-once string was set.
+    var setOnce: [String: Location] = [:]
+
+    init(mainFile: String) {
+        self.mainFile = mainFile
+    }
+
+    // MARK: Files and lines
+
+    mutating func parseFile(text: String, file: String, baseDirectory: String, level: Int) throws {
+        config.loadedFiles.append(file)
+        var state = FileState(level: level)
+        var lineNumber = 0
+        for rawLine in Parser.lines(of: text) {
+            lineNumber += 1
+            let line = Parser.trimmed(rawLine)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let location = Location(file: file, line: lineNumber, baseDirectory: baseDirectory)
+            let directive: String
+            let value: String
+            if let split = line.firstIndex(where: Parser.isBlank) {
+                directive = String(line[..<split])
+                value = Parser.trimmed(line[split...])
+            } else {
+                directive = line
+                value = ""
+            }
+            try handle(directive: directive, value: value, at: location, state: &state)
+        }
+    }
+
+    /// Splits on "\n" at the scalar level (so "\r\n" is handled); "\r" is trimmed later.
+    static func lines(of text: String) -> [Substring] {
+        var result: [Substring] = []
+        var start = text.unicodeScalars.startIndex
+        var index = start
+        let scalars = text.unicodeScalars
+        while index < scalars.endIndex {
+            if scalars[index] == "\n" {
+                result.append(Substring(scalars[start..<index]))
+                start = scalars.index(after: index)
+            }
+            index = scalars.index(after: index)
+        }
+        if start < scalars.endIndex { result.append(Substring(scalars[start..<scalars.endIndex])) }
+        return result
+    }
+
+    static func isBlank(_ c: Character) -> Bool {
+        c == " " || c == "\t" || c == "\r" || c == "\u{0B}" || c == "\u{0C}" || c == "\r\n"
+    }
+
+    static func trimmed<S: StringProtocol>(_ s: S) -> String {
+        var slice = Substring(s)
+        while let first = slice.first, isBlank(first) { slice = slice.dropFirst() }
+        while let last = slice.last, isBlank(last) { slice = slice.dropLast() }
+        return String(slice)
+    }
+
+    static func words(_ s: String) -> [String] {
+        s.split(whereSeparator: isBlank).map(String.init)
+    }
+
+    // MARK: Diagnostics
+
+    func error(_ location: Location, _ message: String) -> ConfigError {
+        ConfigError(file: location.file, line: location.line, message: message)
+    }
+
+    mutating func warn(_ location: Location, _ message: String) {
+        config.warnings.append(ConfigWarning(file: location.file, line: location.line, message: message))
+    }
+
+    mutating func notImplemented(_ directive: String, _ location: Location, _ why: String) {
+        warn(location, "accepted but not implemented: '\(directive)' (\(why))")
+    }
+
+    static func describe(_ location: Location) -> String { "\(location.file):\(location.line)" }
+
+    // MARK: Values
+
+    /// A value that is one word (bool, number, keyword). A trailing `# comment` is
+    /// allowed; any other extra word is an error (mosquitto would silently drop it).
+    func singleWord(_ directive: String, _ value: String, _ location: Location) throws -> String {
+        let words = Parser.words(value)
+        guard let first = words.first, !first.hasPrefix("#") else {
+            throw error(location, "missing value for '\(directive)'")
+        }
+        if words.count > 1 && !words[1].hasPrefix("#") {
+            throw error(location, "unexpected '\(words[1])' after the value of '\(directive)' "
+                + "(one value per line; comments must be on their own line)")
+        }
+        return first
+    }
+
+    /// A value that runs to the end of the line (paths, free text), as in mosquitto.
+    mutating func restOfLine(_ directive: String, _ value: String, _ location: Location) throws -> String {
+        guard !value.isEmpty else { throw error(location, "missing value for '\(directive)'") }
+        if value.hasPrefix("#") { throw error(location, "missing value for '\(directive)'") }
+        if value.contains(" #") || value.contains("\t#") {
+            warn(location, "the value of '\(directive)' contains '#': there are no trailing comments, "
+                + "so it is part of the value ('\(value)')")
+        }
+        return value
+    }
+
+    func bool(_ directive: String, _ value: String, _ location: Location) throws -> Bool {
+        let word = try singleWord(directive, value, location)
+        switch word {
+        case "true", "1": return true
+        case "false", "0": return false
+        default: throw error(location, "invalid value '\(word)' for '\(directive)': expected true or false")
+        }
+    }
+
+    func int(_ directive: String, _ value: String, _ location: Location, _ range: ClosedRange<Int>,
+             _ rangeText: String? = nil) throws -> Int {
+        let word = try singleWord(directive, value, location)
+        guard let number = Int(word) else {
+            throw error(location, "invalid value '\(word)' for '\(directive)': expected an integer")
+        }
+        guard range.contains(number) else {
+            let expected = rangeText ?? "between \(range.lowerBound) and \(range.upperBound)"
+            throw error(location, "invalid value \(number) for '\(directive)': must be \(expected)")
+        }
+        return number
+    }
+
+    func path(_ value: String, _ location: Location) -> String {
+        PathResolver.absolute(value, relativeTo: location.baseDirectory)
+    }
+
+    /// Mosquitto refuses to set these strings twice in the same scope.
+    mutating func setOnceCheck(_ scope: String, _ directive: String, _ location: Location) throws {
+        let key = scope + "/" + directive
+        if let first = setOnce[key] {
+            throw error(location, "duplicate '\(directive)' (already set at \(Parser.describe(first)))")
+        }
+        setOnce[key] = location
+    }
+
+    // MARK: Listener and security targets
+
+    /// The listener a listener option applies to. Before any `listener` line in the
+    /// file that is mosquitto's default listener; see `finish()` for the check.
+    mutating func listenerTarget(_ directive: String, _ location: Location, _ state: FileState) -> ListenerRef {
+        if state.currentListener == .defaultListener && defaultListenerFirstUse == nil {
+            defaultListenerFirstUse = (location, directive)
+        }
+        return state.currentListener
+    }
+
+    mutating func withListener(_ ref: ListenerRef, _ body: (inout ListenerConfig) throws -> Void) rethrows {
+        switch ref {
+        case .defaultListener: try body(&defaultListener)
+        case .explicit(let index): try body(&explicitListeners[index])
+        }
+    }
+
+    func listener(_ ref: ListenerRef) -> ListenerConfig {
+        switch ref {
+        case .defaultListener: return defaultListener
+        case .explicit(let index): return explicitListeners[index]
+        }
+    }
+
+    mutating func securityTarget(_ directive: String, _ location: Location, _ state: FileState) -> SecurityRef {
+        if firstSecurityDirective == nil { firstSecurityDirective = (location, directive) }
+        guard config.perListenerSettings else { return .global }
+        let ref = listenerTarget(directive, location, state)
+        withListener(ref) { listener in
+            if listener.security == nil { listener.security = SecurityConfig() }
+        }
+        return .listener(ref)
+    }
+
+    mutating func withSecurity(_ ref: SecurityRef, _ body: (inout SecurityConfig) throws -> Void) rethrows {
+        switch ref {
+        case .global:
+            try body(&global)
+        case .listener(let listenerRef):
+            try withListener(listenerRef) { listener in
+                var security = listener.security ?? SecurityConfig()
+                try body(&security)
+                listener.security = security
+            }
+        }
+    }
+
+    // MARK: Directives
+
+    mutating func handle(directive: String, value: String, at location: Location, state: inout FileState) throws {
+        if value.isEmpty {
+            throw error(location, bridgeDirectives.contains(directive) || directive.hasPrefix("bridge_")
+                        ? "missing value for '\(directive)' (and bridges are not supported yet)"
+                        : "missing value for '\(directive)'")
+        }
+
+        // Plugin options have variable names.
+        for prefix in ["plugin_opt_", "auth_opt_"] where directive.hasPrefix(prefix) {
+            try pluginOption(key: String(directive.dropFirst(prefix.count)), directive: directive,
+                             value: value, location, state)
+            return
+        }
+
+        switch directive {
+        // Listeners
+        case "listener":
+            try listenerLine(value, location, &state)
+
+        case "port":
+            let port = try int(directive, value, location, 1...65535)
+            warn(location, "'port' is deprecated in mosquitto; prefer 'listener \(port)'")
+            if portSet {
+                warn(location, "default listener port specified multiple times; only the latest is used")
+            }
+            portSet = true
+            defaultListener.port = port
+            declareDefaultListener(location)
+
+        case "bind_address":
+            let address = try singleWord(directive, value, location)
+            try setOnceCheck("default listener", directive, location)
+            warn(location, "'bind_address' is deprecated in mosquitto; prefer 'listener PORT \(address)'")
+            defaultListener.bindAddress = address
+            declareDefaultListener(location)
+
+        case "protocol":
+            let name = try singleWord(directive, value, location)
+            guard name == "mqtt" || name == "websockets" else {
+                throw error(location, "invalid value '\(name)' for 'protocol': expected mqtt or websockets")
+            }
+            let ref = listenerTarget(directive, location, state)
+            withListener(ref) { $0.protocolName = name }
+
+        case "max_connections":
+            let limit = try int(directive, value, location, -1...Int(Int32.max), "-1 (unlimited) or more")
+            let ref = listenerTarget(directive, location, state)
+            withListener(ref) { $0.maxConnections = limit }
+
+        case "mount_point":
+            let mountPoint = try restOfLine(directive, value, location)
+            if explicitListeners.isEmpty {
+                throw error(location, "'mount_point' must come after a 'listener' line "
+                    + "(mosquitto: you must create a listener before using mount_point)")
+            }
+            if mountPoint.contains("+") || mountPoint.contains("#") {
+                throw error(location, "invalid mount_point '\(mountPoint)': it must not contain + or # wildcards")
+            }
+            let ref = listenerTarget(directive, location, state)
+            try setOnceCheck(ref.key, directive, location)
+            withListener(ref) { $0.mountPoint = mountPoint }
+
+        case "socket_domain":
+            let domain = try singleWord(directive, value, location)
+            guard domain == "ipv4" || domain == "ipv6" else {
+                throw error(location, "invalid value '\(domain)' for 'socket_domain': expected ipv4 or ipv6")
+            }
+            let ref = listenerTarget(directive, location, state)
+            withListener(ref) { $0.socketDomain = domain }
+
+        case "bind_interface":
+            let device = try singleWord(directive, value, location)
+            let ref = listenerTarget(directive, location, state)
+            try setOnceCheck(ref.key, directive, location)
+            withListener(ref) { $0.bindInterface = device }
+
+        case "max_qos", "maximum_qos":
+            let qos = try int(directive, value, location, 0...2)
+            let ref = listenerTarget(directive, location, state)
+            withListener(ref) { $0.maxQoS = qos }
+
+        case "max_topic_alias":
+            let aliases = try int(directive, value, location, 0...65535)
+            let ref = listenerTarget(directive, location, state)
+            withListener(ref) { $0.maxTopicAlias = aliases }
+
+        case "use_username_as_clientid":
+            let flag = try bool(directive, value, location)
+            let ref = listenerTarget(directive, location, state)
+            withListener(ref) { $0.useUsernameAsClientID = flag }
+
+        case _ where tlsPathDirectives.contains(directive):
+            let file = path(try restOfLine(directive, value, location), location)
+            let ref = listenerTarget(directive, location, state)
+            try setOnceCheck(ref.key, directive, location)
+            withListener(ref) { $0.tls[directive] = file }
+
+        case _ where tlsStringDirectives.contains(directive):
+            let text = try restOfLine(directive, value, location)
+            let ref = listenerTarget(directive, location, state)
+            try setOnceCheck(ref.key, directive, location)
+            withListener(ref) { $0.tls[directive] = text }
+
+        case _ where tlsBoolDirectives.contains(directive):
+            let flag = try bool(directive, value, location)
+            let ref = listenerTarget(directive, location, state)
+            withListener(ref) { $0.tls[directive] = flag ? "true" : "false" }
+
+        case "tls_keyform":
+            let form = try singleWord(directive, value, location)
+            guard form == "pem" || form == "engine" else {
+                throw error(location, "invalid value '\(form)' for 'tls_keyform': expected pem or engine")
+            }
+            let ref = listenerTarget(directive, location, state)
+            withListener(ref) { $0.tls[directive] = form }
+
+        case "psk_hint", "psk_file":
+            throw error(location, "'\(directive)' is not supported yet: Midge has no TLS-PSK support")
+
+        // Security
+        case "per_listener_settings":
+            let flag = try bool(directive, value, location)
+            if config.perListenerSettings {
+                if !flag {
+                    warn(location, "per_listener_settings is already true and cannot be unset (mosquitto ignores this)")
+                }
+                return
+            }
+            if flag, let first = firstSecurityDirective {
+                throw error(location, "per_listener_settings must be set before any other security setting "
+                    + "('\(first.directive)' at \(Parser.describe(first.location)))")
+            }
+            config.perListenerSettings = flag
+
+        case "allow_anonymous":
+            let flag = try bool(directive, value, location)
+            let ref = securityTarget(directive, location, state)
+            withSecurity(ref) { $0.allowAnonymous = flag }
+
+        case "allow_zero_length_clientid":
+            let flag = try bool(directive, value, location)
+            let ref = securityTarget(directive, location, state)
+            withSecurity(ref) { $0.allowZeroLengthClientID = flag }
+
+        case "auto_id_prefix":
+            let prefix = try restOfLine(directive, value, location)
+            let ref = securityTarget(directive, location, state)
+            try setOnceCheck(ref.key, directive, location)
+            withSecurity(ref) { $0.autoIDPrefix = prefix }
+
+        case "password_file":
+            let file = path(try restOfLine(directive, value, location), location)
+            let ref = securityTarget(directive, location, state)
+            try setOnceCheck(ref.key, directive, location)
+            withSecurity(ref) { $0.passwordFile = file }
+
+        case "acl_file":
+            let file = path(try restOfLine(directive, value, location), location)
+            let ref = securityTarget(directive, location, state)
+            try setOnceCheck(ref.key, directive, location)
+            withSecurity(ref) { $0.aclFile = file }
+
+        case "plugin", "auth_plugin":
+            let name = try singleWord(directive, value, location)
+            if directive == "auth_plugin" {
+                warn(location, "'auth_plugin' is deprecated; treated as 'plugin \(name)'")
+            }
+            if name.contains("/") || name.hasSuffix(".so") || name.hasSuffix(".dylib") || name.hasSuffix(".dll") {
+                let dynsec = name.contains("dynamic_security") ? " (the Dynamic Security plugin is not available)" : ""
+                throw error(location, "loading shared-library plugins is not supported yet; "
+                    + "use a built-in plugin name ('\(directive) \(name)')\(dynsec)")
+            }
+            let ref = securityTarget(directive, location, state)
+            var index = 0
+            withSecurity(ref) { security in
+                security.plugins.append(PluginConfig(name: name, file: location.file, line: location.line))
+                index = security.plugins.count - 1
+            }
+            state.currentPlugin = PluginRef(security: ref, index: index)
+
+        case "auth_plugin_deny_special_chars":
+            let flag = try bool(directive, value, location)
+            guard let plugin = state.currentPlugin else {
+                throw error(location, "'auth_plugin_deny_special_chars' without a preceding 'plugin' line in this file")
+            }
+            withSecurity(plugin.security) { $0.plugins[plugin.index].denySpecialChars = flag }
+
+        case "check_retain_source":
+            _ = try bool(directive, value, location)
+            if firstSecurityDirective == nil { firstSecurityDirective = (location, directive) }
+            notImplemented(directive, location, "retained messages are not re-checked against the publisher's access")
+
+        case "clientid_prefixes":
+            throw error(location, "'clientid_prefixes' is not supported yet "
+                + "(ignoring it would let clients with any client id connect)")
+
+        // Includes
+        case "include_dir":
+            let directory = path(try restOfLine(directive, value, location), location)
+            if state.level > 0 {
+                warn(location, "include_dir in an included file is ignored (mosquitto only processes it in the main file)")
+                return
+            }
+            try includeDirectory(directory, location)
+
+        // Logging
+        case "log_dest":
+            try logDestination(value, location)
+
+        case "log_type":
+            let type = try singleWord(directive, value, location)
+            guard type == "none" || type == "all" || allLogTypes.contains(type) else {
+                throw error(location, "invalid value '\(type)' for 'log_type': expected one of "
+                    + (allLogTypes + ["none", "all"]).joined(separator: ", "))
+            }
+            if !logTypeSet { config.logTypes = []; logTypeSet = true }
+            switch type {
+            case "none": config.logTypes = []
+            case "all": config.logTypes = allLogTypes
+            default: if !config.logTypes.contains(type) { config.logTypes.append(type) }
+            }
+
+        case "log_timestamp":
+            config.logTimestamp = try bool(directive, value, location)
+
+        case "log_timestamp_format":
+            let format = try restOfLine(directive, value, location)
+            try setOnceCheck("global", directive, location)
+            config.logTimestampFormat = format
+
+        case "connection_messages":
+            config.connectionMessages = try bool(directive, value, location)
+
+        // Limits and behaviour
+        case "max_inflight_messages":
+            let count = try int(directive, value, location, 0...65535, "between 0 (no limit) and 65535")
+            config.maxInflightMessages = count == 65535 ? 0 : count
+
+        case "max_inflight_bytes":
+            config.maxInflightBytes = try int(directive, value, location, 0...Int(Int32.max), "0 (no limit) or more")
+
+        case "max_queued_messages":
+            config.maxQueuedMessages = try int(directive, value, location, 0...Int(Int32.max), "0 (no limit) or more")
+
+        case "max_queued_bytes":
+            config.maxQueuedBytes = try int(directive, value, location, 0...Int(Int32.max), "0 (no limit) or more")
+
+        case "queue_qos0_messages":
+            config.queueQoS0Messages = try bool(directive, value, location)
+
+        case "max_keepalive":
+            config.maxKeepalive = try int(directive, value, location, 10...65535)
+
+        case "max_packet_size":
+            let size = try int(directive, value, location, 0...Int(Int32.max), "at least 20 bytes")
+            if size < 20 {
+                throw error(location, "invalid value \(size) for 'max_packet_size': must be at least 20 bytes")
+            }
+            config.maxPacketSize = size
+
+        case "message_size_limit":
+            config.messageSizeLimit = try int(directive, value, location, 0...268_435_455,
+                                              "between 0 (no limit) and 268435455")
+
+        case "persistent_client_expiration":
+            config.persistentClientExpiration = try expiration(directive, value, location)
+
+        case "retain_available":
+            config.retainAvailable = try bool(directive, value, location)
+
+        case "upgrade_outgoing_qos":
+            config.upgradeOutgoingQoS = try bool(directive, value, location)
+
+        case "set_tcp_nodelay":
+            config.setTCPNoDelay = try bool(directive, value, location)
+
+        case "sys_interval":
+            config.sysInterval = try int(directive, value, location, 0...65535)
+
+        // Process
+        case "user":
+            let name = try restOfLine(directive, value, location)
+            try setOnceCheck("global", directive, location)
+            config.user = name
+
+        case "pid_file":
+            let file = path(try restOfLine(directive, value, location), location)
+            try setOnceCheck("global", directive, location)
+            config.pidFile = file
+
+        // Persistence
+        case "persistence", "retained_persistence":
+            if try bool(directive, value, location) {
+                throw error(location, "'\(directive) true' is not supported yet: Midge keeps sessions and "
+                    + "retained messages in memory only, so they would be lost on restart")
+            }
+
+        case "persistence_file", "persistence_location":
+            _ = try restOfLine(directive, value, location)
+            notImplemented(directive, location, "persistence is not supported yet")
+
+        case "autosave_interval":
+            _ = try int(directive, value, location, Int(Int32.min)...Int(Int32.max))
+            notImplemented(directive, location, "persistence is not supported yet")
+
+        case "autosave_on_changes":
+            _ = try bool(directive, value, location)
+            notImplemented(directive, location, "persistence is not supported yet")
+
+        // Harmless, not implemented
+        case "allow_duplicate_messages":
+            _ = try bool(directive, value, location)
+            notImplemented(directive, location, "deprecated in mosquitto; duplicates are always allowed")
+
+        case "memory_limit":
+            _ = try int(directive, value, location, 0...Int.max, "0 (no limit) or more")
+            notImplemented(directive, location, "there is no heap limit")
+
+        case "http_dir":
+            _ = try restOfLine(directive, value, location)
+            notImplemented(directive, location, "websockets listeners do not serve HTTP files")
+
+        case "websockets_log_level", "websockets_headers_size":
+            _ = try int(directive, value, location, Int(Int32.min)...Int(Int32.max))
+            notImplemented(directive, location, "libwebsockets-specific")
+
+        case "log_facility":
+            _ = try int(directive, value, location, 0...7)
+            notImplemented(directive, location, "syslog messages use the default facility")
+
+        case "retry_interval":
+            notImplemented(directive, location, "removed in mosquitto 2.0")
+
+        // Bridges
+        case "connection":
+            throw error(location, "bridges are not supported yet ('connection \(value)')")
+
+        case _ where bridgeDirectives.contains(directive) || directive.hasPrefix("bridge_"):
+            throw error(location, "'\(directive)' is a bridge option, and bridges are not supported yet")
+
+        case _ where mosquitto21Directives.contains(directive):
+            throw error(location, "unknown directive '\(directive)' (a Mosquitto 2.1 option; Midge follows Mosquitto 2.0)")
+
+        default:
+            throw error(location, "unknown directive '\(directive)'")
+        }
+    }
+
+    mutating func declareDefaultListener(_ location: Location) {
+        if defaultListenerDeclared == nil {
+            defaultListenerDeclared = location
+            defaultListener.file = location.file
+            defaultListener.line = location.line
+        }
+    }
+
+    mutating func listenerLine(_ value: String, _ location: Location, _ state: inout FileState) throws {
+        let words = Parser.words(value)
+        guard let portWord = words.first, !portWord.hasPrefix("#") else {
+            throw error(location, "missing value for 'listener' (expected: listener PORT [BIND_ADDRESS])")
+        }
+        guard let port = Int(portWord) else {
+            throw error(location, "invalid port '\(portWord)' for 'listener': expected an integer")
+        }
+        var address: String?
+        if words.count > 1 && !words[1].hasPrefix("#") {
+            address = words[1]
+            if words.count > 2 && !words[2].hasPrefix("#") {
+                throw error(location, "unexpected '\(words[2])' after 'listener \(port) \(words[1])' "
+                    + "(expected: listener PORT [BIND_ADDRESS])")
+            }
+        }
+        if port == 0 {
+            throw error(location, address == nil
+                ? "listener port 0 means a Unix socket and needs a path; Unix socket listeners are not supported yet"
+                : "Unix socket listeners ('listener 0 \(address!)') are not supported yet")
+        }
+        guard (1...65535).contains(port) else {
+            throw error(location, "invalid port \(port) for 'listener': must be between 1 and 65535")
+        }
+        explicitListeners.append(ListenerConfig(
+            port: port, bindAddress: address,
+            security: config.perListenerSettings ? SecurityConfig() : nil,
+            file: location.file, line: location.line))
+        state.currentListener = .explicit(explicitListeners.count - 1)
+    }
+
+    mutating func pluginOption(key: String, directive: String, value: String, _ location: Location,
+                               _ state: FileState) throws {
+        guard !key.isEmpty else {
+            throw error(location, "invalid plugin option '\(directive)': the option name is missing")
+        }
+        guard let plugin = state.currentPlugin else {
+            throw error(location, "'\(directive)' without a preceding 'plugin' line in this file")
+        }
+        var option = try restOfLine(directive, value, location)
+        if key.hasSuffix("file") || key.hasSuffix("_path") || key == "database" {
+            option = path(option, location)
+        }
+        withSecurity(plugin.security) { $0.plugins[plugin.index].options.append((key: key, value: option)) }
+    }
+
+    mutating func logDestination(_ value: String, _ location: Location) throws {
+        let words = Parser.words(value)
+        guard let kind = words.first, !kind.hasPrefix("#") else {
+            throw error(location, "missing value for 'log_dest'")
+        }
+        if kind != "file" && words.count > 1 && !words[1].hasPrefix("#") {
+            throw error(location, "unexpected '\(words[1])' after 'log_dest \(kind)' (one destination per line)")
+        }
+        if kind == "dlt" {
+            notImplemented("log_dest dlt", location, "no DLT support")
+            return
+        }
+        if !logDestSet { config.logDest = []; logDestSet = true }
+        switch kind {
+        case "none":
+            config.logDest = []
+            config.logFile = nil
+        case "stdout", "stderr", "syslog", "topic":
+            if !config.logDest.contains(kind) { config.logDest.append(kind) }
+        case "file":
+            let rest = Parser.trimmed(value.dropFirst(kind.count))
+            guard !rest.isEmpty, !rest.hasPrefix("#") else {
+                throw error(location, "missing file path for 'log_dest file'")
+            }
+            try setOnceCheck("global", "log_dest file", location)
+            let file = path(try restOfLine("log_dest file", rest, location), location)
+            config.logFile = file
+            if !config.logDest.contains("file") { config.logDest.append("file") }
+        default:
+            throw error(location, "invalid value '\(kind)' for 'log_dest': expected stdout, stderr, syslog, "
+                + "topic, file PATH or none")
+        }
+    }
+
+    /// `<n><h|d|w|m|y>`: hours, days, weeks, months (30 days), years (365 days).
+    func expiration(_ directive: String, _ value: String, _ location: Location) throws -> Int {
+        let word = try singleWord(directive, value, location)
+        let multipliers: [Character: Int] = ["h": 3600, "d": 86400, "w": 86400 * 7, "m": 86400 * 30, "y": 86400 * 365]
+        guard let unit = word.last, let multiplier = multipliers[unit],
+              let count = Int(word.dropLast()), count > 0 else {
+            throw error(location, "invalid value '\(word)' for '\(directive)': expected a positive whole number "
+                + "followed by h, d, w, m or y (e.g. 14d)")
+        }
+        let (seconds, overflow) = count.multipliedReportingOverflow(by: multiplier)
+        guard !overflow else {
+            throw error(location, "invalid value '\(word)' for '\(directive)': too large")
+        }
+        return seconds
+    }
+
+    mutating func includeDirectory(_ directory: String, _ location: Location) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue,
+              let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
+            throw error(location, "unable to open include_dir '\(directory)'")
+        }
+        let confFiles = names.filter { $0.utf8.count > 5 && $0.hasSuffix(".conf") }
+            .sorted(by: PathResolver.mosquittoOrder)
+        for name in confFiles {
+            let file = directory + "/" + name
+            if file == mainFile {
+                throw error(location, "include_dir '\(directory)' contains the main configuration file")
+            }
+            let text = try ConfigParser.readConfigFile(displayName: file, absolutePath: file)
+            try parseFile(text: text, file: file, baseDirectory: directory, level: 1)
+        }
+    }
+
+    // MARK: Finish
+
+    mutating func finish() throws -> BrokerConfig {
+        if let use = defaultListenerFirstUse, defaultListenerDeclared == nil {
+            let scope = config.perListenerSettings && securityDirectives.contains(use.directive)
+                ? " (with per_listener_settings true it is a listener option)" : ""
+            throw error(use.location, "'\(use.directive)' must come after a 'listener' line in this file\(scope): "
+                + "above the first listener it belongs to mosquitto's implicit default listener (port 1883 on "
+                + "all interfaces), which only 'port' or 'bind_address' should create. Move it below a "
+                + "'listener' line, or declare the default listener with 'port'")
+        }
+        var listeners = explicitListeners
+        if defaultListenerDeclared != nil { listeners.append(defaultListener) }
+
+        for (index, listener) in listeners.enumerated() {
+            if let earlier = listeners[..<index].first(where: {
+                $0.port == listener.port && $0.bindAddress == listener.bindAddress
+            }) {
+                let bind = listener.bindAddress.map { " on \($0)" } ?? ""
+                // The default listener is always last; report at the `listener` line then.
+                let (here, there) = listener.isDefaultListener ? (earlier, listener) : (listener, earlier)
+                let what = there.isDefaultListener ? "the default listener ('port'/'bind_address')" : "a listener"
+                throw ConfigError(file: here.file, line: here.line,
+                                  message: "duplicate listener for port \(listener.port)\(bind): "
+                                      + "\(what) at \(there.file):\(there.line) already uses it")
+            }
+        }
+
+        if config.perListenerSettings {
+            for index in listeners.indices where listeners[index].security == nil {
+                listeners[index].security = SecurityConfig()
+            }
+        } else {
+            for index in listeners.indices { listeners[index].security = nil }
+        }
+        config.listeners = listeners
+
+        config.allowAnonymous = global.allowAnonymous
+        config.allowZeroLengthClientID = global.allowZeroLengthClientID
+        config.autoIDPrefix = global.autoIDPrefix
+        config.passwordFile = global.passwordFile
+        config.aclFile = global.aclFile
+        config.plugins = global.plugins
+        return config
+    }
+}

@@ -1,0 +1,622 @@
+import Foundation
+import Logging
+import MQTT
+import NIOCore
+import PluginAPI
+
+/// One client connection: decodes packets, runs the protocol state machine, and writes what its session has
+/// for it. Lives on its channel's event loop.
+final class MQTTConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum State {
+        case awaitingConnect
+        case authenticating
+        case connected
+        case closed
+    }
+
+    private let broker: BrokerContext
+    private let facts: ConnectionFacts
+    private var processor: NIOSingleStepByteToMessageProcessor<MQTTDecoder>
+    private var state = State.awaitingConnect
+    private var context: ChannelHandlerContext!
+    private var handle: ConnectionHandle!
+    private var batch: DeliveryBatch!
+    private var logger: Logger
+
+    private var version = ProtocolVersion.v3_1_1
+    private var session: Session?
+    private var client: ClientInfo?
+    private var will: Will?
+    private var sessionExpiry: UInt32?
+    private var keepAlive: Int64 = 0
+    private var lastRead = NIODeadline.now()
+    private var keepAliveTask: Scheduled<Void>?
+    /// Packets that arrived while authentication was pending.
+    private var pending: [Packet] = []
+    private var needsFlush = false
+    private var inRead = false
+    private var topicAliases: [UInt16: String] = [:]
+    private var outgoing: [Session.Outgoing] = []
+    private var remoteAddress: String?
+
+    init(broker: BrokerContext, facts: ConnectionFacts) {
+        self.broker = broker
+        self.facts = facts
+        self.logger = broker.logger
+        self.processor = NIOSingleStepByteToMessageProcessor(
+            MQTTDecoder(maximumPacketSize: broker.connect.maxPacketSize), maximumBufferSize: nil)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.handle = ConnectionHandle(eventLoop: context.eventLoop, handler: self)
+        self.batch = DeliveryBatch(eventLoop: context.eventLoop)
+        if let address = context.channel.remoteAddress {
+            remoteAddress = "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+        }
+        // A client gets as long as a keep alive of 60 s would allow to send CONNECT.
+        scheduleKeepAliveCheck(after: .seconds(90))
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if broker.connect.connectionMessages {
+            logger.notice("New connection from \(remoteAddress ?? "?") on port \(facts.listener).")
+        }
+        context.fireChannelActive()
+    }
+
+    // MARK: Reading
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard state != .closed else { return }
+        let buffer = unwrapInboundIn(data)
+        lastRead = .now()
+        inRead = true
+        do {
+            try processor.process(buffer: buffer) { packet in
+                try self.receive(packet)
+            }
+        } catch {
+            fail(error)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        inRead = false
+        batch.flush()
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { drainSession() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if state != .closed {
+            logger.debug("Connection error from \(clientName): \(error)")
+        }
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        keepAliveTask?.cancel()
+        keepAliveTask = nil
+        let wasConnected = state == .connected
+        state = .closed
+        if wasConnected, let session {
+            if let will {
+                logger.debug("Sending will of \(session.clientID) to \(will.topic).")
+                publishWill(will)
+            }
+            broker.router.disconnect(session, handle: handle, expiry: sessionExpiry)
+            broker.router.stats.clientsConnected.withLockedValue { $0 -= 1 }
+        }
+        handle.release()
+        context.fireChannelInactive()
+    }
+
+    private var clientName: String { client?.clientID ?? remoteAddress ?? "unknown" }
+
+    // MARK: Packets
+
+    private func receive(_ packet: Packet) throws {
+        switch state {
+        case .closed:
+            return
+        case .authenticating:
+            pending.append(packet)
+            return
+        case .awaitingConnect:
+            guard case .connect(let connect) = packet else {
+                throw MQTTError.protocolError("first packet must be CONNECT")
+            }
+            handleConnect(connect)
+        case .connected:
+            try handleConnected(packet)
+        }
+    }
+
+    private func handleConnected(_ packet: Packet) throws {
+        guard let session else { return }
+        switch packet {
+        case .publish(let publish):
+            try handlePublish(publish, session: session)
+        case .ack(let ack):
+            switch ack.type {
+            case .puback, .pubcomp:
+                if session.complete(ack.packetID) { drainSession() }
+            case .pubrec:
+                if ack.reasonCode.isFailure {
+                    if session.complete(ack.packetID) { drainSession() }
+                } else {
+                    _ = session.received(ack.packetID)
+                    send(.ack(AckPacket(type: .pubrel, packetID: ack.packetID)))
+                }
+            case .pubrel:
+                if let message = session.releaseIncoming(ack.packetID) {
+                    route(message)
+                }
+                send(.ack(AckPacket(type: .pubcomp, packetID: ack.packetID)))
+            default:
+                throw MQTTError.protocolError("unexpected \(ack.type)")
+            }
+        case .subscribe(let subscribe):
+            handleSubscribe(subscribe, session: session)
+        case .unsubscribe(let unsubscribe):
+            var codes: [ReasonCode] = []
+            for filter in unsubscribe.filters {
+                if let removed = session.removeSubscription(filter) {
+                    broker.router.index.remove(session, removed)
+                    codes.append(.success)
+                } else {
+                    codes.append(.noSubscriptionExisted)
+                }
+            }
+            send(.unsuback(UnsubAckPacket(packetID: unsubscribe.packetID, reasonCodes: codes)))
+        case .pingreq:
+            send(.pingresp)
+        case .disconnect(let disconnect):
+            if version == .v5 {
+                if let expiry = disconnect.properties.sessionExpiryInterval {
+                    if sessionExpiry == 0 && expiry != 0 {
+                        throw MQTTError.protocolError("session expiry changed from 0 at DISCONNECT")
+                    }
+                    sessionExpiry = expiry
+                }
+                if disconnect.reasonCode != .disconnectWithWillMessage { will = nil }
+            } else {
+                will = nil
+            }
+            logger.notice("Client \(clientName) disconnected.")
+            close()
+        case .connect:
+            throw MQTTError.protocolError("second CONNECT")
+        case .auth:
+            throw MQTTError.protocolError("AUTH without an authentication method")
+        case .connack, .suback, .unsuback, .pingresp:
+            throw MQTTError.protocolError("\(packet.type) from a client")
+        }
+    }
+
+    // MARK: CONNECT
+
+    private func handleConnect(_ connect: ConnectPacket) {
+        version = connect.protocolVersion
+        let settings = broker.connect
+        var clientID = connect.clientID
+        var assigned = false
+        if clientID.isEmpty {
+            let refuse: Bool
+            switch version {
+            case .v3_1: refuse = true
+            case .v3_1_1: refuse = !connect.cleanStart || !settings.allowZeroLengthClientID
+            case .v5: refuse = !settings.allowZeroLengthClientID
+            }
+            if refuse {
+                refuseConnect(.clientIdentifierNotValid, why: "empty client id")
+                return
+            }
+            clientID = settings.autoIDPrefix + UUID().uuidString.lowercased()
+            assigned = true
+        }
+        var serverKeepAlive: UInt16?
+        if Int(connect.keepAlive) > settings.maxKeepalive || (connect.keepAlive == 0 && settings.maxKeepalive < 65535) {
+            if version == .v5 {
+                serverKeepAlive = UInt16(settings.maxKeepalive)
+            } else {
+                refuseConnect(.clientIdentifierNotValid, why: "keepalive \(connect.keepAlive) above max_keepalive")
+                return
+            }
+        }
+        if version == .v5, connect.properties.authenticationMethod != nil {
+            refuseConnect(.badAuthenticationMethod, why: "no enhanced authentication method is configured")
+            return
+        }
+        keepAlive = Int64(serverKeepAlive ?? connect.keepAlive)
+        let info = ClientInfo(clientID: clientID, username: connect.username, protocolVersion: version,
+                              listener: facts.listener, remoteAddress: remoteAddress,
+                              certificateSubject: facts.certificateSubject)
+        client = info
+        logger[metadataKey: "client"] = "\(clientID)"
+        state = .authenticating
+        let credentials = Credentials(username: connect.username, password: connect.password,
+                                      properties: connect.properties)
+        broker.access.authenticate(client: info, credentials: credentials, on: context.eventLoop)
+            .whenComplete { result in
+                guard self.state == .authenticating else { return }
+                switch result {
+                case .success(.allow):
+                    self.accept(connect, clientID: clientID, assigned: assigned, serverKeepAlive: serverKeepAlive)
+                case .success(.deny(let code)):
+                    self.refuseConnect(code ?? .notAuthorized, why: "not authorised")
+                case .success(.abstain), .failure:
+                    self.refuseConnect(.notAuthorized, why: "not authorised")
+                }
+            }
+    }
+
+    private func accept(_ connect: ConnectPacket, clientID: String, assigned: Bool, serverKeepAlive: UInt16?) {
+        let settings = broker.connect
+        let expiry: UInt32?
+        if version == .v5 {
+            expiry = connect.properties.sessionExpiryInterval ?? 0
+        } else {
+            expiry = connect.cleanStart ? 0 : nil
+        }
+        sessionExpiry = expiry
+        will = connect.will
+        let result = broker.router.connect(
+            clientID: clientID, cleanStart: connect.cleanStart, version: version, expiry: expiry, handle: handle,
+            receiveMaximum: Int(connect.properties.receiveMaximum ?? UInt16.max),
+            maximumPacketSize: Int(connect.properties.maximumPacketSize ?? 0))
+        session = result.session
+        if let replaced = result.replaced {
+            logger.notice("Client \(clientID) already connected, closing old connection.")
+            replaced.takeOver()
+        }
+        state = .connected
+        broker.router.stats.clientsConnected.withLockedValue { $0 += 1 }
+        if settings.connectionMessages {
+            let user = connect.username.map { ", u'\($0)'" } ?? ""
+            logger.notice("New client connected from \(remoteAddress ?? "?") as \(clientID) (p\(version.rawValue == 3 ? 1 : 2), c\(connect.cleanStart ? 1 : 0), k\(keepAlive)\(user)).")
+        }
+        var properties = Properties()
+        if version == .v5 {
+            if assigned { properties.append(.assignedClientIdentifier(clientID)) }
+            if let serverKeepAlive { properties.append(.serverKeepAlive(serverKeepAlive)) }
+            if settings.maxInflightMessages > 0 && settings.maxInflightMessages < 65535 {
+                properties.append(.receiveMaximum(UInt16(settings.maxInflightMessages)))
+            }
+            let router = broker.router.settings
+            if router.maximumQoS != .exactlyOnce { properties.append(.maximumQoS(router.maximumQoS.rawValue)) }
+            if !router.retainAvailable { properties.append(.retainAvailable(0)) }
+            if settings.maxPacketSize > 0 { properties.append(.maximumPacketSize(UInt32(settings.maxPacketSize))) }
+            properties.append(.topicAliasMaximum(UInt16(settings.maxTopicAlias)))
+        }
+        send(.connack(ConnAckPacket(sessionPresent: result.sessionPresent, code: 0, properties: properties)))
+        scheduleKeepAliveCheck(after: nil)
+        // Resend what was in flight, then what queued while the client was away.
+        outgoing.removeAll(keepingCapacity: true)
+        result.session.resendInflight(into: &outgoing)
+        writeOutgoing(result.session)
+        drainSession()
+        flushIfOutsideRead()
+        // Packets that arrived while authentication ran.
+        let queued = pending
+        pending = []
+        do {
+            for packet in queued { try handleConnected(packet) }
+        } catch {
+            fail(error)
+        }
+    }
+
+    private func refuseConnect(_ reason: ReasonCode, why: String) {
+        logger.notice("Client \(clientName) from \(remoteAddress ?? "?") refused: \(why).")
+        let code = version == .v5 ? reason.rawValue : ConnectReturnCode(reason).rawValue
+        send(.connack(ConnAckPacket(sessionPresent: false, code: code)))
+        close()
+    }
+
+    // MARK: PUBLISH
+
+    private func handlePublish(_ publish: PublishPacket, session: Session) throws {
+        var topic = publish.topic
+        if version == .v5 {
+            if let alias = publish.properties.topicAlias {
+                guard Int(alias) <= broker.connect.maxTopicAlias else {
+                    throw ProtocolViolation(code: .topicAliasInvalid, message: "topic alias \(alias) above maximum")
+                }
+                if topic.isEmpty {
+                    guard let known = topicAliases[alias] else {
+                        throw MQTTError.protocolError("unknown topic alias \(alias)")
+                    }
+                    topic = known
+                } else {
+                    topicAliases[alias] = topic
+                }
+            }
+            if publish.properties.subscriptionIdentifier != nil {
+                throw MQTTError.protocolError("subscription identifier in PUBLISH from a client")
+            }
+        }
+        let router = broker.router.settings
+        if publish.qos > router.maximumQoS {
+            throw ProtocolViolation(code: .qosNotSupported, message: "QoS \(publish.qos.rawValue) not supported")
+        }
+        if publish.retain && !router.retainAvailable {
+            throw ProtocolViolation(code: .retainNotSupported, message: "retain not supported")
+        }
+        var reason = ReasonCode.success
+        if broker.connect.messageSizeLimit > 0 && publish.payload.readableBytes > broker.connect.messageSizeLimit {
+            logger.notice("Dropped too large PUBLISH from \(clientName) (\(publish.payload.readableBytes) bytes).")
+            reason = .packetTooLarge
+        } else if let client, !broker.access.authorize(client: client, access: .write, topic: topic,
+                                                        qos: publish.qos, retain: publish.retain) {
+            logger.notice("Denied PUBLISH from \(clientName) to \(topic).")
+            reason = .notAuthorized
+        }
+        let v5 = version == .v5
+        switch publish.qos {
+        case .atMostOnce:
+            if reason == .success { route(makeMessage(publish, topic: topic)) }
+        case .atLeastOnce:
+            if reason == .success {
+                if route(makeMessage(publish, topic: topic)) == 0 && v5 { reason = .noMatchingSubscribers }
+            }
+            send(.ack(AckPacket(type: .puback, packetID: publish.packetID!, reasonCode: v5 ? reason : .success)))
+        case .exactlyOnce:
+            if reason == .success {
+                _ = session.storeIncoming(publish.packetID!, makeMessage(publish, topic: topic))
+            }
+            send(.ack(AckPacket(type: .pubrec, packetID: publish.packetID!, reasonCode: v5 ? reason : .success)))
+        }
+    }
+
+    private func makeMessage(_ publish: PublishPacket, topic: String) -> Message {
+        Message(topic: topic, payload: publish.payload, qos: publish.qos, retain: publish.retain,
+                properties: version == .v5 ? publish.properties : [], origin: client?.clientID)
+    }
+
+    @discardableResult
+    private func route(_ message: Message) -> Int {
+        broker.router.publish(message, batch: inRead ? batch : nil)
+    }
+
+    private func publishWill(_ will: Will) {
+        guard let client else { return }
+        guard broker.access.authorize(client: client, access: .write, topic: will.topic, qos: will.qos,
+                                      retain: will.retain) else { return }
+        let message = Message(topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain,
+                              properties: will.properties, origin: client.clientID)
+        broker.router.publish(message, batch: nil)
+    }
+
+    // MARK: SUBSCRIBE
+
+    private func handleSubscribe(_ subscribe: SubscribePacket, session: Session) {
+        let router = broker.router
+        var codes: [ReasonCode] = []
+        var retainedToSend: [(Subscription, [Message])] = []
+        let identifier = subscribe.properties.subscriptionIdentifier
+        for request in subscribe.subscriptions {
+            var filter = request.filter
+            var group: String?
+            switch Topic.parseShared(request.filter) {
+            case .none:
+                codes.append(version == .v5 ? .topicFilterInvalid : .unspecifiedError)
+                continue
+            case .some(.some(let shared)):
+                if version == .v5 && request.options.noLocal {
+                    codes.append(.protocolError)
+                    continue
+                }
+                group = shared.group
+                filter = shared.filter
+            case .some(.none):
+                break
+            }
+            var options = request.options
+            options.qos = min(options.qos, router.settings.maximumQoS)
+            if let client, !broker.access.authorize(client: client, access: .subscribe, topic: request.filter,
+                                                     qos: options.qos, retain: false) {
+                codes.append(version == .v5 ? .notAuthorized : .unspecifiedError)
+                continue
+            }
+            let subscription = Subscription(key: request.filter, filter: filter, group: group, options: options,
+                                            identifier: identifier)
+            let existed = session.addSubscription(subscription)
+            router.index.add(session, subscription)
+            codes.append(ReasonCode(options.qos.rawValue))
+            if group == nil && (options.retainHandling == 0 || (options.retainHandling == 1 && !existed)) {
+                let messages = router.retained.matching(filter)
+                if !messages.isEmpty { retainedToSend.append((subscription, messages)) }
+            }
+        }
+        send(.suback(SubAckPacket(packetID: subscribe.packetID, reasonCodes: codes)))
+        for (subscription, messages) in retainedToSend {
+            for message in messages {
+                router.deliver(message, to: session, subscription, retain: true, batch: batch)
+            }
+        }
+        if !inRead { batch.flush() }
+    }
+
+    // MARK: Writing
+
+    private func send(_ packet: Packet) {
+        var buffer = context.channel.allocator.buffer(capacity: 16)
+        packet.write(version: version, to: &buffer)
+        context.write(wrapOutboundOut(buffer), promise: nil)
+        needsFlush = true
+    }
+
+    private func flushIfOutsideRead() {
+        if !inRead && needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+    }
+
+    /// Writes what the session has ready, while the channel accepts more.
+    func drainSession() {
+        guard state == .connected, let session else { return }
+        var wrote = false
+        while context.channel.isWritable {
+            outgoing.removeAll(keepingCapacity: true)
+            session.takeReady(limit: 256, into: &outgoing)
+            if outgoing.isEmpty { break }
+            writeOutgoing(session)
+            wrote = true
+        }
+        if wrote {
+            if inRead {
+                needsFlush = true
+            } else {
+                needsFlush = false
+                context.flush()
+            }
+        }
+    }
+
+    /// Encodes `outgoing` into one buffer and writes it.
+    private func writeOutgoing(_ session: Session) {
+        guard !outgoing.isEmpty else { return }
+        var buffer = context.channel.allocator.buffer(capacity: 256)
+        let maximum = session.maximumPacketSize
+        for item in outgoing {
+            switch item {
+            case .pubrel(let id):
+                Packet.ack(AckPacket(type: .pubrel, packetID: id)).write(version: version, to: &buffer)
+            case .publish(let delivery, let packetID, let dup):
+                let message = delivery.message
+                var properties = Properties()
+                if version == .v5 {
+                    properties = message.properties
+                    if let expiresAt = message.expiresAt {
+                        let left = max(0, (expiresAt - .now()).nanoseconds / 1_000_000_000)
+                        properties.items.removeAll { if case .messageExpiryInterval = $0 { return true }; return false }
+                        properties.append(.messageExpiryInterval(UInt32(clamping: left)))
+                    }
+                    for id in delivery.subscriptionIDs { properties.append(.subscriptionIdentifier(id)) }
+                }
+                let publish = PublishPacket(topic: message.topic, payload: message.payload, qos: delivery.qos,
+                                            retain: delivery.retain, dup: dup, packetID: packetID,
+                                            properties: properties)
+                if maximum > 0 && publish.encodedSize(version: version) > maximum {
+                    if let packetID { _ = session.complete(packetID) }
+                    session.countDropped()
+                    continue
+                }
+                publish.write(version: version, to: &buffer)
+            }
+        }
+        outgoing.removeAll(keepingCapacity: true)
+        if buffer.readableBytes > 0 {
+            context.write(wrapOutboundOut(buffer), promise: nil)
+            needsFlush = true
+        }
+    }
+
+    // MARK: Closing
+
+    /// Another connection took this client id: 5.0 clients are told why.
+    func closeForTakeover() {
+        guard state != .closed else { return }
+        if version == .v5 && state == .connected {
+            send(.disconnect(DisconnectPacket(reasonCode: .sessionTakenOver)))
+        }
+        close()
+    }
+
+    private func fail(_ error: any Error) {
+        guard state != .closed else { return }
+        let code: ReasonCode
+        let message: String
+        switch error {
+        case let error as MQTTError:
+            code = error.reasonCode
+            message = error.description
+            if case .unsupportedProtocolVersion = error, state == .awaitingConnect {
+                logger.notice("Client from \(remoteAddress ?? "?") refused: \(error).")
+                version = .v3_1_1
+                send(.connack(ConnAckPacket(code: ConnectReturnCode.unacceptableProtocolVersion.rawValue)))
+                close()
+                return
+            }
+        case let violation as ProtocolViolation:
+            code = violation.code
+            message = violation.message
+        default:
+            code = .unspecifiedError
+            message = "\(error)"
+        }
+        logger.notice("Client \(clientName) disconnected: \(message).")
+        if version == .v5 && state == .connected {
+            send(.disconnect(DisconnectPacket(reasonCode: code)))
+        }
+        close()
+    }
+
+    private func close() {
+        guard state != .closed else { return }
+        if state != .connected { state = .closed }
+        keepAliveTask?.cancel()
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+        context.close(promise: nil)
+    }
+
+    // MARK: Keep alive
+
+    /// Schedules the keep-alive check: 1.5 times the keep alive after the last packet (or `initial` before
+    /// CONNECT).
+    private func scheduleKeepAliveCheck(after initial: TimeAmount?) {
+        keepAliveTask?.cancel()
+        keepAliveTask = nil
+        let window: TimeAmount
+        if let initial {
+            window = initial
+        } else {
+            guard keepAlive > 0 else { return }
+            window = .milliseconds(keepAlive * 1500)
+        }
+        let deadline = lastRead + window
+        keepAliveTask = context.eventLoop.scheduleTask(deadline: deadline) { [weak self] in
+            self?.checkKeepAlive(window: window)
+        }
+    }
+
+    private func checkKeepAlive(window: TimeAmount) {
+        guard state != .closed else { return }
+        if NIODeadline.now() - lastRead >= window {
+            logger.notice("Client \(clientName) has exceeded timeout, disconnecting.")
+            if version == .v5 && state == .connected {
+                send(.disconnect(DisconnectPacket(reasonCode: .keepAliveTimeout)))
+            }
+            close()
+        } else {
+            keepAliveTask = context.eventLoop.scheduleTask(deadline: lastRead + window) { [weak self] in
+                self?.checkKeepAlive(window: window)
+            }
+        }
+    }
+}
+
+/// A protocol rule broken with a specific 5.0 reason code.
+struct ProtocolViolation: Error {
+    var code: ReasonCode
+    var message: String
+}
+
+@available(*, unavailable)
+extension MQTTConnectionHandler: Sendable {}

@@ -1,0 +1,248 @@
+import Logging
+import MQTT
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Settings the router and connections follow, derived from the config.
+struct RouterSettings: Sendable {
+    var session = SessionLimits()
+    var retainAvailable = true
+    var maximumQoS: QoS = .exactlyOnce
+    var upgradeOutgoingQoS = false
+    /// Seconds an offline persistent 3.x session is kept; nil = forever (Mosquitto's default).
+    var persistentClientExpiration: Int?
+}
+
+/// The core: sessions, the subscription index and the retained store. It knows nothing about sockets; it
+/// reaches connections only through `ConnectionHandle`.
+final class Router: @unchecked Sendable {
+    let index = SubscriptionIndex()
+    let retained = RetainedStore()
+    let settings: RouterSettings
+    let logger: Logger
+    let stats = BrokerStats()
+
+    private let lock = NIOLock()
+    private var sessions: [String: Session] = [:]
+
+    init(settings: RouterSettings, logger: Logger) {
+        self.settings = settings
+        self.logger = logger
+    }
+
+    struct ConnectResult {
+        var session: Session
+        var sessionPresent: Bool
+        /// A connection that held this client id and must now be closed (takeover).
+        var replaced: ConnectionHandle?
+    }
+
+    /// Attaches a connection to the session of `clientID`, resuming it unless `cleanStart`.
+    func connect(clientID: String, cleanStart: Bool, version: ProtocolVersion, expiry: UInt32?,
+                 handle: ConnectionHandle, receiveMaximum: Int, maximumPacketSize: Int) -> ConnectResult {
+        var discarded: Session?
+        let result: ConnectResult = lock.withLock {
+            if let existing = sessions[clientID], !cleanStart, !isExpired(existing) {
+                let old = existing.attach(handle, version: version, expiry: expiry, receiveMaximum: receiveMaximum,
+                                          maximumPacketSize: maximumPacketSize)
+                return ConnectResult(session: existing, sessionPresent: true, replaced: old)
+            }
+            let old = sessions[clientID]
+            discarded = old
+            let session = Session(clientID: clientID, protocolVersion: version, limits: settings.session)
+            _ = session.attach(handle, version: version, expiry: expiry, receiveMaximum: receiveMaximum,
+                               maximumPacketSize: maximumPacketSize)
+            sessions[clientID] = session
+            return ConnectResult(session: session, sessionPresent: false, replaced: old?.owner())
+        }
+        if let discarded { removeSubscriptions(of: discarded) }
+        return result
+    }
+
+    /// Detaches a connection from its session; ends the session when its expiry is 0.
+    func disconnect(_ session: Session, handle: ConnectionHandle, expiry: UInt32?) {
+        guard session.detach(handle, expiry: expiry) else { return }  // taken over meanwhile
+        if expiry == 0 { end(session) }
+    }
+
+    private func end(_ session: Session) {
+        let removed: Bool = lock.withLock {
+            guard sessions[session.clientID] === session else { return false }
+            sessions[session.clientID] = nil
+            return true
+        }
+        if removed { removeSubscriptions(of: session) }
+    }
+
+    private func removeSubscriptions(of session: Session) {
+        for subscription in session.allSubscriptions() {
+            index.remove(session, subscription)
+        }
+    }
+
+    private func isExpired(_ session: Session, now: NIODeadline = .now()) -> Bool {
+        guard let since = session.disconnectedAt else { return false }
+        let limit: Int64
+        if let expiry = session.expiryInterval {
+            if expiry == UInt32.max { return false }
+            limit = Int64(expiry)
+        } else if let expiration = settings.persistentClientExpiration {
+            limit = Int64(expiration)
+        } else {
+            return false
+        }
+        return now - since >= .seconds(limit)
+    }
+
+    /// Ends offline sessions whose expiry has passed. Returns how many ended.
+    @discardableResult
+    func sweepExpiredSessions() -> Int {
+        let now = NIODeadline.now()
+        let expired: [Session] = lock.withLock {
+            let list = sessions.values.filter { isExpired($0, now: now) }
+            for session in list { sessions[session.clientID] = nil }
+            return list
+        }
+        for session in expired {
+            removeSubscriptions(of: session)
+            logger.notice("Expiring client \(session.clientID) due to timeout.")
+        }
+        return expired.count
+    }
+
+    var sessionCount: Int { lock.withLock { sessions.count } }
+
+    // MARK: Messages
+
+    /// Routes a message to every matching subscription and stores it if retained. Wakes the connections that
+    /// received something through `batch` (flushed by the caller when its read batch ends), or at once when
+    /// there is no batch. Returns the number of sessions it was queued for.
+    @discardableResult
+    func publish(_ message: Message, batch: DeliveryBatch?) -> Int {
+        if message.retain && settings.retainAvailable {
+            retained.set(message)
+        }
+        let match = index.match(message.topic)
+        if match.isEmpty { return 0 }
+        var delivered = 0
+        for (session, subscription) in match.subscribers {
+            if deliver(message, to: session, subscription, retain: false, batch: batch) { delivered += 1 }
+        }
+        for group in match.groups {
+            if let (session, subscription) = group.pick(),
+               deliver(message, to: session, subscription, retain: false, batch: batch) {
+                delivered += 1
+            }
+        }
+        return delivered
+    }
+
+    /// Queues one message for one subscription. `retain` is true for retained messages sent on subscribe.
+    @discardableResult
+    func deliver(_ message: Message, to session: Session, _ subscription: Subscription, retain: Bool,
+                 batch: DeliveryBatch?) -> Bool {
+        let options = subscription.options
+        if options.noLocal && message.origin == session.clientID { return false }
+        var qos = settings.upgradeOutgoingQoS ? options.qos : min(message.qos, options.qos)
+        qos = min(qos, settings.maximumQoS)
+        let retainFlag = retain || (options.retainAsPublished && message.retain)
+        let delivery = Delivery(message: message, qos: qos, retain: retainFlag,
+                                subscriptionIDs: subscription.identifier.map { [$0] } ?? [])
+        switch session.enqueue(delivery) {
+        case .queued:
+            return true
+        case .wake(let handle):
+            if let batch { batch.wake(handle) } else { handle.wakeSoon() }
+            return true
+        case .dropped(let reason):
+            stats.droppedMessages.withLockedValue { $0 += 1 }
+            let count = session.dropped
+            if count == 1 || count % 1000 == 0 {
+                logger.warning("Outgoing messages are being dropped for client \(session.clientID): \(reason) (\(count) dropped so far).")
+            }
+            return false
+        }
+    }
+}
+
+/// Counters shared across event loops.
+final class BrokerStats: Sendable {
+    let droppedMessages = NIOLockedValueBox(0)
+    let clientsConnected = NIOLockedValueBox(0)
+}
+
+/// Connections to wake at the end of a read batch: those on this event loop are drained in place, others are
+/// handed to their event loop in one task per loop.
+final class DeliveryBatch {
+    private let eventLoop: any EventLoop
+    private var local: [ConnectionHandle] = []
+    private var remote: [ObjectIdentifier: (loop: any EventLoop, handles: [ConnectionHandle])] = [:]
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    var isEmpty: Bool { local.isEmpty && remote.isEmpty }
+
+    func wake(_ handle: ConnectionHandle) {
+        if handle.eventLoop === eventLoop {
+            local.append(handle)
+        } else {
+            let key = ObjectIdentifier(handle.eventLoop)
+            remote[key, default: (handle.eventLoop, [])].handles.append(handle)
+        }
+    }
+
+    /// Drains every woken connection. Call on `eventLoop`.
+    func flush() {
+        if !local.isEmpty {
+            let handles = local
+            local.removeAll(keepingCapacity: true)
+            for handle in handles { handle.drainNow() }
+        }
+        if !remote.isEmpty {
+            for (_, entry) in remote {
+                let handles = entry.handles
+                entry.loop.execute {
+                    for handle in handles { handle.drainNow() }
+                }
+            }
+            remote.removeAll(keepingCapacity: true)
+        }
+    }
+}
+
+/// The router's way to reach a connection without holding the channel's handler: drain its session or close
+/// it. Its methods hop to the connection's event loop where needed.
+final class ConnectionHandle: @unchecked Sendable {
+    let eventLoop: any EventLoop
+    /// Set and read on `eventLoop` only.
+    private var handler: MQTTConnectionHandler?
+
+    init(eventLoop: any EventLoop, handler: MQTTConnectionHandler) {
+        self.eventLoop = eventLoop
+        self.handler = handler
+    }
+
+    /// Forgets the handler (on `eventLoop`), when the channel closes.
+    func release() {
+        eventLoop.preconditionInEventLoop()
+        handler = nil
+    }
+
+    /// Drains the session into the channel; must be called on `eventLoop`.
+    func drainNow() {
+        eventLoop.preconditionInEventLoop()
+        handler?.drainSession()
+    }
+
+    /// Drains soon, from any thread.
+    func wakeSoon() {
+        eventLoop.execute { self.handler?.drainSession() }
+    }
+
+    /// Closes the connection because another one took its client id over.
+    func takeOver() {
+        eventLoop.execute { self.handler?.closeForTakeover() }
+    }
+}

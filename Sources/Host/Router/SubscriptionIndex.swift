@@ -1,0 +1,181 @@
+import MQTT
+import NIOConcurrencyHelpers
+
+/// Who receives a message: plain subscribers, and share groups of which one member gets it.
+struct MatchResult {
+    var subscribers: [(session: Session, subscription: Subscription)] = []
+    var groups: [ShareGroup] = []
+    var isEmpty: Bool { subscribers.isEmpty && groups.isEmpty }
+}
+
+/// The members of one `$share/GROUP/FILTER`; picks members round robin.
+final class ShareGroup: @unchecked Sendable {
+    let name: String
+    let filter: String
+    private let lock = NIOLock()
+    private var members: [(session: Session, subscription: Subscription)] = []
+    private var next = 0
+
+    init(name: String, filter: String) {
+        self.name = name
+        self.filter = filter
+    }
+
+    var isEmpty: Bool { lock.withLock { members.isEmpty } }
+
+    func add(_ session: Session, _ subscription: Subscription) {
+        lock.withLock {
+            if let i = members.firstIndex(where: { $0.session === session }) {
+                members[i] = (session, subscription)
+            } else {
+                members.append((session, subscription))
+            }
+        }
+    }
+
+    @discardableResult
+    func remove(_ session: Session) -> Bool {
+        lock.withLock {
+            guard let i = members.firstIndex(where: { $0.session === session }) else { return false }
+            members.remove(at: i)
+            return true
+        }
+    }
+
+    /// The next member, preferring connected ones.
+    func pick() -> (session: Session, subscription: Subscription)? {
+        lock.withLock {
+            guard !members.isEmpty else { return nil }
+            for offset in 0..<members.count {
+                let candidate = members[(next + offset) % members.count]
+                if candidate.session.isConnected {
+                    next = (next + offset + 1) % members.count
+                    return candidate
+                }
+            }
+            let candidate = members[next % members.count]
+            next = (next + 1) % members.count
+            return candidate
+        }
+    }
+}
+
+/// Subscriptions by topic filter, as a tree of topic levels. Reads (every PUBLISH) take the lock once and are
+/// served from a cache of topic -> result that any change clears; writes (SUBSCRIBE, UNSUBSCRIBE) are rare.
+final class SubscriptionIndex: @unchecked Sendable {
+    private final class Node {
+        var children: [Substring: Node] = [:]
+        var subscribers: [ObjectIdentifier: (session: Session, subscription: Subscription)] = [:]
+        var groups: [String: ShareGroup] = [:]
+        var isEmpty: Bool { children.isEmpty && subscribers.isEmpty && groups.isEmpty }
+    }
+
+    private let lock = NIOLock()
+    private let root = Node()
+    private var cache: [String: MatchResult] = [:]
+    private let cacheLimit = 4096
+    private(set) var count = 0
+
+    /// Adds or replaces a session's subscription.
+    func add(_ session: Session, _ subscription: Subscription) {
+        lock.withLock {
+            let node = self.node(for: subscription.filter, create: true)!
+            if let group = subscription.group {
+                let shareGroup = node.groups[group] ?? ShareGroup(name: group, filter: subscription.filter)
+                node.groups[group] = shareGroup
+                shareGroup.add(session, subscription)
+            } else {
+                if node.subscribers.updateValue((session, subscription), forKey: ObjectIdentifier(session)) == nil {
+                    count += 1
+                }
+            }
+            cache.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// Removes a session's subscription; returns whether it existed.
+    @discardableResult
+    func remove(_ session: Session, _ subscription: Subscription) -> Bool {
+        lock.withLock {
+            guard let node = self.node(for: subscription.filter, create: false) else { return false }
+            var removed = false
+            if let group = subscription.group, let shareGroup = node.groups[group] {
+                removed = shareGroup.remove(session)
+                if shareGroup.isEmpty { node.groups[group] = nil }
+            } else if node.subscribers.removeValue(forKey: ObjectIdentifier(session)) != nil {
+                count -= 1
+                removed = true
+            }
+            if removed {
+                prune(subscription.filter)
+                cache.removeAll(keepingCapacity: true)
+            }
+            return removed
+        }
+    }
+
+    /// Every subscription matching a topic name.
+    func match(_ topic: String) -> MatchResult {
+        lock.withLock {
+            if let hit = cache[topic] { return hit }
+            var result = MatchResult()
+            let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
+            collect(root, levels[...], dollar: topic.utf8.first == UInt8(ascii: "$"), into: &result)
+            if cache.count >= cacheLimit { cache.removeAll(keepingCapacity: true) }
+            cache[topic] = result
+            return result
+        }
+    }
+
+    private func collect(_ node: Node, _ levels: ArraySlice<Substring>, dollar: Bool, into result: inout MatchResult) {
+        let wildcardsAllowed = !dollar
+        if let hash = node.children["#"], wildcardsAllowed {
+            add(hash, to: &result)
+        }
+        guard let level = levels.first else {
+            add(node, to: &result)
+            return
+        }
+        let rest = levels.dropFirst()
+        if let child = node.children[level] {
+            collect(child, rest, dollar: false, into: &result)
+        }
+        if wildcardsAllowed, let plus = node.children["+"] {
+            collect(plus, rest, dollar: false, into: &result)
+        }
+    }
+
+    private func add(_ node: Node, to result: inout MatchResult) {
+        for entry in node.subscribers.values { result.subscribers.append(entry) }
+        for group in node.groups.values { result.groups.append(group) }
+    }
+
+    private func node(for filter: String, create: Bool) -> Node? {
+        var node = root
+        for level in filter.split(separator: "/", omittingEmptySubsequences: false) {
+            if let child = node.children[level] {
+                node = child
+            } else if create {
+                let child = Node()
+                node.children[level] = child
+                node = child
+            } else {
+                return nil
+            }
+        }
+        return node
+    }
+
+    private func prune(_ filter: String) {
+        var path: [(Node, Substring)] = []
+        var node = root
+        for level in filter.split(separator: "/", omittingEmptySubsequences: false) {
+            guard let child = node.children[level] else { return }
+            path.append((node, level))
+            node = child
+        }
+        while let (parent, level) = path.popLast(), let child = parent.children[level], child.isEmpty {
+            parent.children[level] = nil
+        }
+    }
+}

@@ -1,0 +1,172 @@
+import Logging
+import MQTT
+import NIOCore
+import NIOPosix
+import PluginAPI
+import TCPPlugin
+
+/// The built-in plugins, by registry name. Adding a plugin is a new target plus one line here.
+public enum BuiltInPlugins {
+    public static let registry = PluginRegistry([
+        TCPTransport.descriptor,
+    ])
+}
+
+/// A running broker: listeners, the router, and the plugins the config chose.
+public final class Broker: @unchecked Sendable {
+    public let config: BrokerConfig
+    let logger: Logger
+    let group: MultiThreadedEventLoopGroup
+    let router: Router
+    private let ownsGroup: Bool
+    private var transports: [(any TransportPlugin, ListenerConfig)] = []
+    private var contexts: [BrokerContext] = []
+    private var plugins: [any Plugin] = []
+    private var sweepTask: RepeatedTask?
+    /// Ports the listeners are bound to, in listener order (useful with port 0).
+    public private(set) var boundPorts: [Int] = []
+
+    /// Builds the broker from a parsed config; throws on options or plugins that cannot be honoured.
+    public init(config: BrokerConfig, logger: Logger, registry: PluginRegistry = BuiltInPlugins.registry,
+                group: MultiThreadedEventLoopGroup? = nil) throws {
+        self.config = config
+        self.logger = logger
+        self.ownsGroup = group == nil
+        self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        var settings = RouterSettings()
+        settings.session.maxInflightMessages = config.maxInflightMessages
+        settings.session.maxQueuedMessages = config.maxQueuedMessages
+        settings.session.maxQueuedBytes = config.maxQueuedBytes
+        settings.session.queueQoS0Offline = config.queueQoS0Messages
+        settings.retainAvailable = config.retainAvailable
+        settings.upgradeOutgoingQoS = config.upgradeOutgoingQoS
+        settings.persistentClientExpiration = config.persistentClientExpiration
+        settings.maximumQoS = QoS(rawValue: UInt8(clamping: config.maxQoS)) ?? .exactlyOnce
+        self.router = Router(settings: settings, logger: logger)
+
+        for listener in config.effectiveListeners {
+            let security = config.security(for: listener)
+            if let path = security.passwordFile {
+                throw ConfigError(file: listener.file, line: listener.line,
+                                  message: "password_file \(path): password files are not supported yet")
+            }
+            if let path = security.aclFile {
+                throw ConfigError(file: listener.file, line: listener.line,
+                                  message: "acl_file \(path): ACL files are not supported yet")
+            }
+            var authenticators: [any AuthenticationPlugin] = []
+            var authorizers: [any AuthorizationPlugin] = []
+            for pluginConfig in security.plugins {
+                guard let descriptor = registry.descriptor(named: pluginConfig.name) else {
+                    throw ConfigError(file: pluginConfig.file, line: pluginConfig.line,
+                                      message: "unknown plugin '\(pluginConfig.name)'; built-in plugins: \(registry.names.joined(separator: ", "))")
+                }
+                let origin = PluginOptions.Origin(file: pluginConfig.file, line: pluginConfig.line)
+                var options = PluginOptions(pluginName: pluginConfig.name,
+                                            entries: pluginConfig.options.map { ($0.key, $0.value, origin) })
+                let plugin = try descriptor.make(&options, PluginContext(
+                    logger: Logger(label: "midge.plugin.\(pluginConfig.name)"),
+                    configDirectory: config.loadedFiles.first.map(directoryOf) ?? "."))
+                if let auth = plugin as? any AuthenticationPlugin { authenticators.append(auth) }
+                if let authz = plugin as? any AuthorizationPlugin { authorizers.append(authz) }
+                if !(plugin is any AuthenticationPlugin) && !(plugin is any AuthorizationPlugin) {
+                    throw ConfigError(file: pluginConfig.file, line: pluginConfig.line,
+                                      message: "plugin '\(pluginConfig.name)' is not an authentication or authorization plugin")
+                }
+                plugins.append(plugin)
+            }
+            let allowAnonymous = security.allowAnonymous ?? config.localOnlyMode
+            let access = AccessControl(authenticators: authenticators, authorizers: authorizers,
+                                       allowAnonymous: allowAnonymous)
+            var connect = ConnectSettings()
+            connect.allowZeroLengthClientID = security.allowZeroLengthClientID
+            connect.autoIDPrefix = security.autoIDPrefix
+            connect.maxKeepalive = config.maxKeepalive
+            connect.maxPacketSize = config.maxPacketSize
+            connect.messageSizeLimit = config.messageSizeLimit
+            connect.maxTopicAlias = listener.maxTopicAlias
+            connect.maxInflightMessages = config.maxInflightMessages
+            connect.connectionMessages = config.connectionMessages
+            contexts.append(BrokerContext(router: router, access: access, connect: connect, logger: logger))
+
+            if !listener.tls.isEmpty {
+                throw ConfigError(file: listener.file, line: listener.line,
+                                  message: "listener \(listener.port): TLS listeners are not supported yet")
+            }
+            if listener.protocolName != "mqtt" {
+                throw ConfigError(file: listener.file, line: listener.line,
+                                  message: "listener \(listener.port): protocol \(listener.protocolName) is not supported yet")
+            }
+            var options = PluginOptions(pluginName: "tcp", entries: [
+                ("port", String(listener.port), nil),
+                ("bind_address", listener.bindAddress ?? "::", nil),
+                ("set_tcp_nodelay", config.setTCPNoDelay ? "true" : "false", nil),
+                ("name", String(listener.port), nil),
+            ])
+            let transport = try TCPTransport(options: &options)
+            transports.append((transport, listener))
+        }
+    }
+
+    /// Starts plugins, binds every listener, and starts housekeeping.
+    public func start() async throws {
+        for plugin in plugins { try await plugin.start() }
+        if config.localOnlyMode {
+            logger.notice("Starting in local only mode. Connections will only be possible from clients running on this machine.")
+            logger.notice("Create a configuration file which defines a listener to allow remote access.")
+        }
+        var ports: [Int] = []
+        for (index, (transport, listener)) in transports.enumerated() {
+            let context = contexts[index]
+            do {
+                let port = try await transport.listen(on: group) { channel, facts in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(MQTTConnectionHandler(broker: context, facts: facts))
+                    }
+                }
+                ports.append(port)
+                logger.notice("Opening \(listener.bindAddress ?? "all interfaces") listen socket on port \(port).")
+            } catch {
+                if listener.bindAddress == nil, let fallback = try? await bindIPv4(transport: listener, context: context) {
+                    ports.append(fallback)
+                    continue
+                }
+                throw ConfigError(file: listener.file, line: listener.line,
+                                  message: "cannot listen on port \(listener.port)\(listener.bindAddress.map { " at \($0)" } ?? ""): \(error)")
+            }
+        }
+        boundPorts = ports
+        sweepTask = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [router] _ in
+            router.sweepExpiredSessions()
+        }
+    }
+
+    /// Some hosts have no IPv6: listen on IPv4's any-address instead.
+    private func bindIPv4(transport listener: ListenerConfig, context: BrokerContext) async throws -> Int {
+        var options = PluginOptions(pluginName: "tcp", entries: [
+            ("port", String(listener.port), nil), ("bind_address", "0.0.0.0", nil),
+            ("set_tcp_nodelay", config.setTCPNoDelay ? "true" : "false", nil),
+        ])
+        let transport = try TCPTransport(options: &options)
+        let port = try await transport.listen(on: group) { channel, facts in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(MQTTConnectionHandler(broker: context, facts: facts))
+            }
+        }
+        if let index = transports.firstIndex(where: { $0.1 == listener }) { transports[index].0 = transport }
+        return port
+    }
+
+    /// Stops listening, closes clients, stops plugins.
+    public func shutdown() async {
+        sweepTask?.cancel()
+        for (transport, _) in transports { await transport.close() }
+        for plugin in plugins { await plugin.shutdown() }
+        if ownsGroup { try? await group.shutdownGracefully() }
+    }
+}
+
+func directoryOf(_ path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    return slash == path.startIndex ? "/" : String(path[..<slash])
+}

@@ -1,0 +1,133 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// `midge`: an MQTT broker that reads mosquitto.conf and takes Mosquitto's flags.
+@available(macOS 10.15, *)
+public struct MidgeCommand: AsyncParsableCommand {
+    public static let version = "0.1.0"
+
+    public static let configuration = CommandConfiguration(
+        commandName: "midge",
+        abstract: "Midge, an MQTT 3.1, 3.1.1 and 5.0 broker.",
+        discussion: """
+            Reads Mosquitto's configuration syntax. Without -c it starts in local only mode: listening on \
+            127.0.0.1 and ::1, port 1883 (or the -p ports), anonymous clients allowed.
+            """,
+        version: version
+    )
+
+    @Option(name: [.customShort("c"), .customLong("config-file")], help: "Load the configuration from FILE.")
+    var configFile: String?
+
+    @Option(name: [.customShort("p"), .customLong("port")],
+            help: "Listen on PORT (local only mode; ignored when the configuration defines listeners). Repeatable.")
+    var ports: [Int] = []
+
+    @Flag(name: [.customShort("v"), .customLong("verbose")], help: "Log everything (log_type all).")
+    var verbose = false
+
+    @Flag(name: [.customShort("d"), .customLong("daemon")], help: "Run in the background.")
+    var daemon = false
+
+    @Flag(name: .customLong("test-config"), help: "Check the configuration and exit.")
+    var testConfig = false
+
+    public init() {}
+
+    public mutating func run() async throws {
+        try await execute()
+    }
+
+    /// Loads the config and runs the broker until SIGTERM or SIGINT.
+    public func execute() async throws {
+        var config: BrokerConfig
+        do {
+            if let configFile {
+                config = try ConfigParser.load(path: configFile)
+            } else {
+                config = BrokerConfig()
+            }
+            for port in ports { try config.addCommandLinePort(port) }
+        } catch let error as ConfigError {
+            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+            throw ExitCode(3)
+        }
+        let logger = Self.makeLogger(config: config, verbose: verbose)
+        for warning in config.warnings { logger.warning("\(warning)") }
+        if testConfig {
+            print("Configuration OK")
+            return
+        }
+        if daemon {
+            guard Glibc.daemon(1, 0) == 0 else {
+                logger.error("Cannot run in the background: errno \(errno).")
+                throw ExitCode(1)
+            }
+        }
+        let broker: Broker
+        do {
+            broker = try Broker(config: config, logger: logger)
+        } catch {
+            logger.error("\(error)")
+            throw ExitCode(3)
+        }
+        logger.notice("midge version \(Self.version) starting")
+        if let configFile { logger.notice("Config loaded from \(configFile).") }
+        let service = BrokerService(broker: broker, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: service)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: Logger(label: "midge.lifecycle", factory: { _ in SwiftLogNoOpLogHandler() })))
+        do {
+            try await group.run()
+        } catch let error as ConfigError {
+            logger.error("\(error)")
+            throw ExitCode(1)
+        }
+        logger.notice("midge version \(Self.version) terminating")
+    }
+
+    static func makeLogger(config: BrokerConfig, verbose: Bool) -> Logger {
+        var handles: [FileHandle] = []
+        for destination in config.logDest {
+            switch destination {
+            case "stdout": handles.append(.standardOutput)
+            case "stderr": handles.append(.standardError)
+            case "file":
+                if let path = config.logFile {
+                    if !FileManager.default.fileExists(atPath: path) {
+                        FileManager.default.createFile(atPath: path, contents: nil)
+                    }
+                    if let handle = FileHandle(forWritingAtPath: path) {
+                        handle.seekToEndOfFile()
+                        handles.append(handle)
+                    } else {
+                        FileHandle.standardError.write(Data("Error: cannot open log file \(path)\n".utf8))
+                    }
+                }
+            default: break
+            }
+        }
+        let sink = MidgeLogHandler.Sink(handles: handles, timestamps: config.logTimestamp)
+        let levels = MidgeLogHandler.levels(for: config.logTypes, verbose: verbose)
+        return Logger(label: "midge") { _ in MidgeLogHandler(sink: sink, enabled: levels) }
+    }
+}
+
+/// Runs the broker until a graceful shutdown is requested.
+struct BrokerService: Service {
+    let broker: Broker
+    let logger: Logger
+
+    func run() async throws {
+        try await broker.start()
+        if let path = broker.config.pidFile {
+            try? "\(getpid())\n".write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        try? await gracefulShutdown()
+        await broker.shutdown()
+        if let path = broker.config.pidFile { try? FileManager.default.removeItem(atPath: path) }
+    }
+}

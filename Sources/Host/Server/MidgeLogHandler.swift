@@ -1,0 +1,74 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+
+/// Writes log lines as Mosquitto does (`SECONDS: message`), to the destinations `log_dest` names, for the
+/// types `log_type` enables.
+struct MidgeLogHandler: LogHandler {
+    /// Where lines go; shared by every logger of the process.
+    final class Sink: @unchecked Sendable {
+        private let lock = NIOLock()
+        private var handles: [FileHandle]
+        let timestamps: Bool
+
+        init(handles: [FileHandle], timestamps: Bool) {
+            self.handles = handles
+            self.timestamps = timestamps
+        }
+
+        func write(_ line: String) {
+            let data = Data(line.utf8)
+            lock.withLock {
+                for handle in handles { try? handle.write(contentsOf: data) }
+            }
+        }
+    }
+
+    let sink: Sink
+    let enabled: Set<Logger.Level>
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level
+
+    init(sink: Sink, enabled: Set<Logger.Level>) {
+        self.sink = sink
+        self.enabled = enabled
+        self.logLevel = enabled.min() ?? .critical
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
+             file: String, function: String, line: UInt) {
+        guard enabled.contains(level) else { return }
+        var text = sink.timestamps ? "\(Int(Date().timeIntervalSince1970)): " : ""
+        if level <= .warning && level >= .warning {
+            text += "Warning: "
+        } else if level >= .error {
+            text += "Error: "
+        }
+        text += message.description
+        text += "\n"
+        sink.write(text)
+    }
+
+    /// The swift-log levels Mosquitto's `log_type` names enable.
+    static func levels(for types: [String], verbose: Bool) -> Set<Logger.Level> {
+        if verbose { return Set(Logger.Level.allCases) }
+        var levels: Set<Logger.Level> = [.critical]
+        for type in types {
+            switch type {
+            case "error": levels.insert(.error)
+            case "warning": levels.insert(.warning)
+            case "notice": levels.insert(.notice)
+            case "information": levels.insert(.info)
+            case "debug", "subscribe", "unsubscribe", "websockets", "internal": levels.insert(.debug)
+            case "all": levels.formUnion(Logger.Level.allCases)
+            default: break
+            }
+        }
+        return levels
+    }
+}

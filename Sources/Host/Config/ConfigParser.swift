@@ -60,7 +60,7 @@ import Foundation
 public enum ConfigParser {
     /// Reads and parses the config file at `path` (and its `include_dir` files).
     public static func load(path: String) throws -> BrokerConfig {
-        let absolute = PathResolver.absolute(path, relativeTo: FileManager.default.currentDirectoryPath)
+        let absolute = ConfigPathResolver.absolute(path, relativeTo: FileManager.default.currentDirectoryPath)
         let text = try readConfigFile(displayName: path, absolutePath: absolute)
         let base = (absolute as NSString).deletingLastPathComponent
         return try parse(text: text, file: path, baseDirectory: base)
@@ -69,8 +69,8 @@ public enum ConfigParser {
     /// Parses config text. `file` names it in errors; `baseDirectory` is where its
     /// relative paths (and `include_dir`) are resolved.
     public static func parse(text: String, file: String, baseDirectory: String) throws -> BrokerConfig {
-        let base = PathResolver.absolute(baseDirectory, relativeTo: FileManager.default.currentDirectoryPath)
-        var parser = Parser(mainFile: PathResolver.absolute(file, relativeTo: base))
+        let base = ConfigPathResolver.absolute(baseDirectory, relativeTo: FileManager.default.currentDirectoryPath)
+        var parser = ConfigFileParser(mainFile: ConfigPathResolver.absolute(file, relativeTo: base))
         try parser.parseFile(text: text, file: file, baseDirectory: base, level: 0)
         return try parser.finish()
     }
@@ -95,7 +95,7 @@ public enum ConfigParser {
 
 // MARK: - Paths
 
-enum PathResolver {
+enum ConfigPathResolver {
     /// `path` made absolute against `base`, with `.` and `..` removed lexically.
     static func absolute(_ path: String, relativeTo base: String) -> String {
         let joined = path.hasPrefix("/") ? path : base + "/" + path
@@ -130,15 +130,15 @@ enum PathResolver {
     }
 }
 
-// MARK: - Parser
+// MARK: - ConfigFileParser
 
-private struct Location {
+private struct ConfigLocation {
     var file: String
     var line: Int
     var baseDirectory: String
 }
 
-private enum ListenerRef: Equatable {
+private enum ConfigListenerRef: Equatable {
     case defaultListener
     case explicit(Int)
 
@@ -150,9 +150,9 @@ private enum ListenerRef: Equatable {
     }
 }
 
-private enum SecurityRef {
+private enum ConfigSecurityRef {
     case global
-    case listener(ListenerRef)
+    case listener(ConfigListenerRef)
 
     var key: String {
         switch self {
@@ -162,19 +162,19 @@ private enum SecurityRef {
     }
 }
 
-private struct PluginRef {
-    var security: SecurityRef
+private struct ConfigPluginRef {
+    var security: ConfigSecurityRef
     var index: Int
 }
 
 /// State that mosquitto resets for every file it reads.
-private struct FileState {
+private struct ConfigFileState {
     var level: Int
-    var currentListener: ListenerRef = .defaultListener
-    var currentPlugin: PluginRef?
+    var currentListener: ConfigListenerRef = .defaultListener
+    var currentPlugin: ConfigPluginRef?
 }
 
-private let bridgeDirectives: Set<String> = [
+private let configBridgeDirectives: Set<String> = [
     "address", "addresses", "cleansession", "clientid", "remote_clientid", "local_cleansession",
     "local_clientid", "local_password", "local_username", "idle_timeout", "keepalive_interval",
     "notifications", "notifications_local_only", "notification_topic", "password", "remote_password",
@@ -182,35 +182,35 @@ private let bridgeDirectives: Set<String> = [
     "try_private",
 ]
 
-private let mosquitto21Directives: Set<String> = [
+private let configMosquitto21Directives: Set<String> = [
     "global_plugin", "accept_protocol_versions", "enable_control_api", "max_topic_alias_broker",
     "global_max_clients", "global_max_connections", "disable_client_cert_date_checks", "quic_log_level",
 ]
 
-private let tlsPathDirectives: Set<String> = ["certfile", "keyfile", "cafile", "capath", "crlfile", "dhparamfile"]
-private let tlsStringDirectives: Set<String> = ["ciphers", "ciphers_tls1.3", "tls_version", "tls_engine",
+private let configTLSPathDirectives: Set<String> = ["certfile", "keyfile", "cafile", "capath", "crlfile", "dhparamfile"]
+private let configTLSStringDirectives: Set<String> = ["ciphers", "ciphers_tls1.3", "tls_version", "tls_engine",
                                                 "tls_engine_kpass_sha1"]
-private let tlsBoolDirectives: Set<String> = ["require_certificate", "use_identity_as_username",
+private let configTLSBoolDirectives: Set<String> = ["require_certificate", "use_identity_as_username",
                                               "use_subject_as_username"]
-private let securityDirectives: Set<String> = ["allow_anonymous", "allow_zero_length_clientid", "auto_id_prefix",
+private let configSecurityDirectives: Set<String> = ["allow_anonymous", "allow_zero_length_clientid", "auto_id_prefix",
                                                "password_file", "acl_file", "plugin", "auth_plugin"]
-private let allLogTypes = ["error", "warning", "notice", "information", "debug", "subscribe", "unsubscribe",
+private let configAllLogTypes = ["error", "warning", "notice", "information", "debug", "subscribe", "unsubscribe",
                            "websockets", "internal"]
 
-private struct Parser {
+private struct ConfigFileParser {
     let mainFile: String
     var config = BrokerConfig()
     var explicitListeners: [ListenerConfig] = []
     var defaultListener = ListenerConfig(port: 1883, isDefaultListener: true)
-    var defaultListenerDeclared: Location?
-    var defaultListenerFirstUse: (location: Location, directive: String)?
+    var defaultListenerDeclared: ConfigLocation?
+    var defaultListenerFirstUse: (location: ConfigLocation, directive: String)?
     var portSet = false
     var global = SecurityConfig()
-    var firstSecurityDirective: (location: Location, directive: String)?
+    var firstSecurityDirective: (location: ConfigLocation, directive: String)?
     var logDestSet = false
     var logTypeSet = false
     /// "scope/directive" -> where a set-once string was set.
-    var setOnce: [String: Location] = [:]
+    var setOnce: [String: ConfigLocation] = [:]
 
     init(mainFile: String) {
         self.mainFile = mainFile
@@ -220,18 +220,18 @@ private struct Parser {
 
     mutating func parseFile(text: String, file: String, baseDirectory: String, level: Int) throws {
         config.loadedFiles.append(file)
-        var state = FileState(level: level)
+        var state = ConfigFileState(level: level)
         var lineNumber = 0
-        for rawLine in Parser.lines(of: text) {
+        for rawLine in ConfigFileParser.lines(of: text) {
             lineNumber += 1
-            let line = Parser.trimmed(rawLine)
+            let line = ConfigFileParser.trimmed(rawLine)
             if line.isEmpty || line.hasPrefix("#") { continue }
-            let location = Location(file: file, line: lineNumber, baseDirectory: baseDirectory)
+            let location = ConfigLocation(file: file, line: lineNumber, baseDirectory: baseDirectory)
             let directive: String
             let value: String
-            if let split = line.firstIndex(where: Parser.isBlank) {
+            if let split = line.firstIndex(where: ConfigFileParser.isBlank) {
                 directive = String(line[..<split])
-                value = Parser.trimmed(line[split...])
+                value = ConfigFileParser.trimmed(line[split...])
             } else {
                 directive = line
                 value = ""
@@ -274,26 +274,26 @@ private struct Parser {
 
     // MARK: Diagnostics
 
-    func error(_ location: Location, _ message: String) -> ConfigError {
+    func error(_ location: ConfigLocation, _ message: String) -> ConfigError {
         ConfigError(file: location.file, line: location.line, message: message)
     }
 
-    mutating func warn(_ location: Location, _ message: String) {
+    mutating func warn(_ location: ConfigLocation, _ message: String) {
         config.warnings.append(ConfigWarning(file: location.file, line: location.line, message: message))
     }
 
-    mutating func notImplemented(_ directive: String, _ location: Location, _ why: String) {
+    mutating func notImplemented(_ directive: String, _ location: ConfigLocation, _ why: String) {
         warn(location, "accepted but not implemented: '\(directive)' (\(why))")
     }
 
-    static func describe(_ location: Location) -> String { "\(location.file):\(location.line)" }
+    static func describe(_ location: ConfigLocation) -> String { "\(location.file):\(location.line)" }
 
     // MARK: Values
 
     /// A value that is one word (bool, number, keyword). A trailing `# comment` is
     /// allowed; any other extra word is an error (mosquitto would silently drop it).
-    func singleWord(_ directive: String, _ value: String, _ location: Location) throws -> String {
-        let words = Parser.words(value)
+    func singleWord(_ directive: String, _ value: String, _ location: ConfigLocation) throws -> String {
+        let words = ConfigFileParser.words(value)
         guard let first = words.first, !first.hasPrefix("#") else {
             throw error(location, "missing value for '\(directive)'")
         }
@@ -305,7 +305,7 @@ private struct Parser {
     }
 
     /// A value that runs to the end of the line (paths, free text), as in mosquitto.
-    mutating func restOfLine(_ directive: String, _ value: String, _ location: Location) throws -> String {
+    mutating func restOfLine(_ directive: String, _ value: String, _ location: ConfigLocation) throws -> String {
         guard !value.isEmpty else { throw error(location, "missing value for '\(directive)'") }
         if value.hasPrefix("#") { throw error(location, "missing value for '\(directive)'") }
         if value.contains(" #") || value.contains("\t#") {
@@ -315,7 +315,7 @@ private struct Parser {
         return value
     }
 
-    func bool(_ directive: String, _ value: String, _ location: Location) throws -> Bool {
+    func bool(_ directive: String, _ value: String, _ location: ConfigLocation) throws -> Bool {
         let word = try singleWord(directive, value, location)
         switch word {
         case "true", "1": return true
@@ -324,7 +324,7 @@ private struct Parser {
         }
     }
 
-    func int(_ directive: String, _ value: String, _ location: Location, _ range: ClosedRange<Int>,
+    func int(_ directive: String, _ value: String, _ location: ConfigLocation, _ range: ClosedRange<Int>,
              _ rangeText: String? = nil) throws -> Int {
         let word = try singleWord(directive, value, location)
         guard let number = Int(word) else {
@@ -337,15 +337,15 @@ private struct Parser {
         return number
     }
 
-    func path(_ value: String, _ location: Location) -> String {
-        PathResolver.absolute(value, relativeTo: location.baseDirectory)
+    func path(_ value: String, _ location: ConfigLocation) -> String {
+        ConfigPathResolver.absolute(value, relativeTo: location.baseDirectory)
     }
 
     /// Mosquitto refuses to set these strings twice in the same scope.
-    mutating func setOnceCheck(_ scope: String, _ directive: String, _ location: Location) throws {
+    mutating func setOnceCheck(_ scope: String, _ directive: String, _ location: ConfigLocation) throws {
         let key = scope + "/" + directive
         if let first = setOnce[key] {
-            throw error(location, "duplicate '\(directive)' (already set at \(Parser.describe(first)))")
+            throw error(location, "duplicate '\(directive)' (already set at \(ConfigFileParser.describe(first)))")
         }
         setOnce[key] = location
     }
@@ -354,28 +354,28 @@ private struct Parser {
 
     /// The listener a listener option applies to. Before any `listener` line in the
     /// file that is mosquitto's default listener; see `finish()` for the check.
-    mutating func listenerTarget(_ directive: String, _ location: Location, _ state: FileState) -> ListenerRef {
+    mutating func listenerTarget(_ directive: String, _ location: ConfigLocation, _ state: ConfigFileState) -> ConfigListenerRef {
         if state.currentListener == .defaultListener && defaultListenerFirstUse == nil {
             defaultListenerFirstUse = (location, directive)
         }
         return state.currentListener
     }
 
-    mutating func withListener(_ ref: ListenerRef, _ body: (inout ListenerConfig) throws -> Void) rethrows {
+    mutating func withListener(_ ref: ConfigListenerRef, _ body: (inout ListenerConfig) throws -> Void) rethrows {
         switch ref {
         case .defaultListener: try body(&defaultListener)
         case .explicit(let index): try body(&explicitListeners[index])
         }
     }
 
-    func listener(_ ref: ListenerRef) -> ListenerConfig {
+    func listener(_ ref: ConfigListenerRef) -> ListenerConfig {
         switch ref {
         case .defaultListener: return defaultListener
         case .explicit(let index): return explicitListeners[index]
         }
     }
 
-    mutating func securityTarget(_ directive: String, _ location: Location, _ state: FileState) -> SecurityRef {
+    mutating func securityTarget(_ directive: String, _ location: ConfigLocation, _ state: ConfigFileState) -> ConfigSecurityRef {
         if firstSecurityDirective == nil { firstSecurityDirective = (location, directive) }
         guard config.perListenerSettings else { return .global }
         let ref = listenerTarget(directive, location, state)
@@ -385,7 +385,7 @@ private struct Parser {
         return .listener(ref)
     }
 
-    mutating func withSecurity(_ ref: SecurityRef, _ body: (inout SecurityConfig) throws -> Void) rethrows {
+    mutating func withSecurity(_ ref: ConfigSecurityRef, _ body: (inout SecurityConfig) throws -> Void) rethrows {
         switch ref {
         case .global:
             try body(&global)
@@ -400,9 +400,9 @@ private struct Parser {
 
     // MARK: Directives
 
-    mutating func handle(directive: String, value: String, at location: Location, state: inout FileState) throws {
+    mutating func handle(directive: String, value: String, at location: ConfigLocation, state: inout ConfigFileState) throws {
         if value.isEmpty {
-            throw error(location, bridgeDirectives.contains(directive) || directive.hasPrefix("bridge_")
+            throw error(location, configBridgeDirectives.contains(directive) || directive.hasPrefix("bridge_")
                         ? "missing value for '\(directive)' (and bridges are not supported yet)"
                         : "missing value for '\(directive)'")
         }
@@ -491,19 +491,19 @@ private struct Parser {
             let ref = listenerTarget(directive, location, state)
             withListener(ref) { $0.useUsernameAsClientID = flag }
 
-        case _ where tlsPathDirectives.contains(directive):
+        case _ where configTLSPathDirectives.contains(directive):
             let file = path(try restOfLine(directive, value, location), location)
             let ref = listenerTarget(directive, location, state)
             try setOnceCheck(ref.key, directive, location)
             withListener(ref) { $0.tls[directive] = file }
 
-        case _ where tlsStringDirectives.contains(directive):
+        case _ where configTLSStringDirectives.contains(directive):
             let text = try restOfLine(directive, value, location)
             let ref = listenerTarget(directive, location, state)
             try setOnceCheck(ref.key, directive, location)
             withListener(ref) { $0.tls[directive] = text }
 
-        case _ where tlsBoolDirectives.contains(directive):
+        case _ where configTLSBoolDirectives.contains(directive):
             let flag = try bool(directive, value, location)
             let ref = listenerTarget(directive, location, state)
             withListener(ref) { $0.tls[directive] = flag ? "true" : "false" }
@@ -530,7 +530,7 @@ private struct Parser {
             }
             if flag, let first = firstSecurityDirective {
                 throw error(location, "per_listener_settings must be set before any other security setting "
-                    + "('\(first.directive)' at \(Parser.describe(first.location)))")
+                    + "('\(first.directive)' at \(ConfigFileParser.describe(first.location)))")
             }
             config.perListenerSettings = flag
 
@@ -578,7 +578,7 @@ private struct Parser {
                 security.plugins.append(PluginConfig(name: name, file: location.file, line: location.line))
                 index = security.plugins.count - 1
             }
-            state.currentPlugin = PluginRef(security: ref, index: index)
+            state.currentPlugin = ConfigPluginRef(security: ref, index: index)
 
         case "auth_plugin_deny_special_chars":
             let flag = try bool(directive, value, location)
@@ -611,14 +611,14 @@ private struct Parser {
 
         case "log_type":
             let type = try singleWord(directive, value, location)
-            guard type == "none" || type == "all" || allLogTypes.contains(type) else {
+            guard type == "none" || type == "all" || configAllLogTypes.contains(type) else {
                 throw error(location, "invalid value '\(type)' for 'log_type': expected one of "
-                    + (allLogTypes + ["none", "all"]).joined(separator: ", "))
+                    + (configAllLogTypes + ["none", "all"]).joined(separator: ", "))
             }
             if !logTypeSet { config.logTypes = []; logTypeSet = true }
             switch type {
             case "none": config.logTypes = []
-            case "all": config.logTypes = allLogTypes
+            case "all": config.logTypes = configAllLogTypes
             default: if !config.logTypes.contains(type) { config.logTypes.append(type) }
             }
 
@@ -737,10 +737,10 @@ private struct Parser {
         case "connection":
             throw error(location, "bridges are not supported yet ('connection \(value)')")
 
-        case _ where bridgeDirectives.contains(directive) || directive.hasPrefix("bridge_"):
+        case _ where configBridgeDirectives.contains(directive) || directive.hasPrefix("bridge_"):
             throw error(location, "'\(directive)' is a bridge option, and bridges are not supported yet")
 
-        case _ where mosquitto21Directives.contains(directive):
+        case _ where configMosquitto21Directives.contains(directive):
             throw error(location, "unknown directive '\(directive)' (a Mosquitto 2.1 option; Midge follows Mosquitto 2.0)")
 
         default:
@@ -748,7 +748,7 @@ private struct Parser {
         }
     }
 
-    mutating func declareDefaultListener(_ location: Location) {
+    mutating func declareDefaultListener(_ location: ConfigLocation) {
         if defaultListenerDeclared == nil {
             defaultListenerDeclared = location
             defaultListener.file = location.file
@@ -756,8 +756,8 @@ private struct Parser {
         }
     }
 
-    mutating func listenerLine(_ value: String, _ location: Location, _ state: inout FileState) throws {
-        let words = Parser.words(value)
+    mutating func listenerLine(_ value: String, _ location: ConfigLocation, _ state: inout ConfigFileState) throws {
+        let words = ConfigFileParser.words(value)
         guard let portWord = words.first, !portWord.hasPrefix("#") else {
             throw error(location, "missing value for 'listener' (expected: listener PORT [BIND_ADDRESS])")
         }
@@ -787,8 +787,8 @@ private struct Parser {
         state.currentListener = .explicit(explicitListeners.count - 1)
     }
 
-    mutating func pluginOption(key: String, directive: String, value: String, _ location: Location,
-                               _ state: FileState) throws {
+    mutating func pluginOption(key: String, directive: String, value: String, _ location: ConfigLocation,
+                               _ state: ConfigFileState) throws {
         guard !key.isEmpty else {
             throw error(location, "invalid plugin option '\(directive)': the option name is missing")
         }
@@ -802,8 +802,8 @@ private struct Parser {
         withSecurity(plugin.security) { $0.plugins[plugin.index].options.append((key: key, value: option)) }
     }
 
-    mutating func logDestination(_ value: String, _ location: Location) throws {
-        let words = Parser.words(value)
+    mutating func logDestination(_ value: String, _ location: ConfigLocation) throws {
+        let words = ConfigFileParser.words(value)
         guard let kind = words.first, !kind.hasPrefix("#") else {
             throw error(location, "missing value for 'log_dest'")
         }
@@ -822,7 +822,7 @@ private struct Parser {
         case "stdout", "stderr", "syslog", "topic":
             if !config.logDest.contains(kind) { config.logDest.append(kind) }
         case "file":
-            let rest = Parser.trimmed(value.dropFirst(kind.count))
+            let rest = ConfigFileParser.trimmed(value.dropFirst(kind.count))
             guard !rest.isEmpty, !rest.hasPrefix("#") else {
                 throw error(location, "missing file path for 'log_dest file'")
             }
@@ -837,7 +837,7 @@ private struct Parser {
     }
 
     /// `<n><h|d|w|m|y>`: hours, days, weeks, months (30 days), years (365 days).
-    func expiration(_ directive: String, _ value: String, _ location: Location) throws -> Int {
+    func expiration(_ directive: String, _ value: String, _ location: ConfigLocation) throws -> Int {
         let word = try singleWord(directive, value, location)
         let multipliers: [Character: Int] = ["h": 3600, "d": 86400, "w": 86400 * 7, "m": 86400 * 30, "y": 86400 * 365]
         guard let unit = word.last, let multiplier = multipliers[unit],
@@ -852,14 +852,14 @@ private struct Parser {
         return seconds
     }
 
-    mutating func includeDirectory(_ directory: String, _ location: Location) throws {
+    mutating func includeDirectory(_ directory: String, _ location: ConfigLocation) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue,
               let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
             throw error(location, "unable to open include_dir '\(directory)'")
         }
         let confFiles = names.filter { $0.utf8.count > 5 && $0.hasSuffix(".conf") }
-            .sorted(by: PathResolver.mosquittoOrder)
+            .sorted(by: ConfigPathResolver.mosquittoOrder)
         for name in confFiles {
             let file = directory + "/" + name
             if file == mainFile {
@@ -874,7 +874,7 @@ private struct Parser {
 
     mutating func finish() throws -> BrokerConfig {
         if let use = defaultListenerFirstUse, defaultListenerDeclared == nil {
-            let scope = config.perListenerSettings && securityDirectives.contains(use.directive)
+            let scope = config.perListenerSettings && configSecurityDirectives.contains(use.directive)
                 ? " (with per_listener_settings true it is a listener option)" : ""
             throw error(use.location, "'\(use.directive)' must come after a 'listener' line in this file\(scope): "
                 + "above the first listener it belongs to mosquitto's implicit default listener (port 1883 on "

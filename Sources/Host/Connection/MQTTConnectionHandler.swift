@@ -106,6 +106,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        batch.flush()
         keepAliveTask?.cancel()
         keepAliveTask = nil
         let wasConnected = state == .connected
@@ -569,6 +570,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         guard state != .closed else { return }
         if state != .connected { state = .closed }
         keepAliveTask?.cancel()
+        // What this connection routed must reach its subscribers even though no read-complete follows.
+        batch.flush()
         if needsFlush {
             needsFlush = false
             context.flush()

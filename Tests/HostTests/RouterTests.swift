@@ -1,0 +1,203 @@
+@testable import Host
+import Logging
+import MQTT
+import NIOCore
+import NIOPosix
+import Testing
+
+private func message(_ topic: String, _ payload: String = "x", qos: QoS = .atMostOnce, retain: Bool = false) -> Message {
+    Message(topic: topic, payload: ByteBuffer(string: payload), qos: qos, retain: retain)
+}
+
+private func subscription(_ filter: String, qos: QoS = .atLeastOnce, group: String? = nil) -> Subscription {
+    Subscription(key: group.map { "$share/\($0)/\(filter)" } ?? filter, filter: filter, group: group,
+                 options: SubscriptionOptions(qos: qos), identifier: nil)
+}
+
+@Suite("Subscription index")
+struct SubscriptionIndexTests {
+    @Test("wildcards match whole levels, `#` matches its parent, `$` topics hide from leading wildcards")
+    func matching() {
+        let index = SubscriptionIndex()
+        let filters = ["a/b", "a/+", "a/#", "#", "+/b", "$SYS/#", "+/+/c", "a/b/#"]
+        var sessions: [String: Session] = [:]
+        for filter in filters {
+            let session = Session(clientID: filter, protocolVersion: .v3_1_1, limits: SessionLimits())
+            sessions[filter] = session
+            index.add(session, subscription(filter))
+        }
+        func matched(_ topic: String) -> Set<String> {
+            Set(index.match(topic).subscribers.map { $0.session.clientID })
+        }
+        #expect(matched("a/b") == ["a/b", "a/+", "a/#", "#", "+/b", "a/b/#"])
+        #expect(matched("a") == ["a/#", "#"])
+        #expect(matched("a/x/c") == ["a/#", "#", "+/+/c"])
+        #expect(matched("$SYS/uptime") == ["$SYS/#"])
+        #expect(matched("$SYS/b") == ["$SYS/#"])
+        #expect(matched("b/c") == ["#"])
+        #expect(index.count == filters.count)
+    }
+
+    @Test("removing a subscription stops matches and the cache does not serve stale results")
+    func removal() {
+        let index = SubscriptionIndex()
+        let session = Session(clientID: "s", protocolVersion: .v3_1_1, limits: SessionLimits())
+        index.add(session, subscription("a/+"))
+        #expect(index.match("a/b").subscribers.count == 1)
+        #expect(index.remove(session, subscription("a/+")))
+        #expect(index.match("a/b").isEmpty)
+        #expect(!index.remove(session, subscription("a/+")))
+        #expect(index.count == 0)
+    }
+
+    @Test("a share group gives each message to one member, round robin")
+    func sharedGroups() throws {
+        let index = SubscriptionIndex()
+        let one = Session(clientID: "one", protocolVersion: .v3_1_1, limits: SessionLimits())
+        let two = Session(clientID: "two", protocolVersion: .v3_1_1, limits: SessionLimits())
+        index.add(one, subscription("t/#", group: "g"))
+        index.add(two, subscription("t/#", group: "g"))
+        let result = index.match("t/x")
+        #expect(result.subscribers.isEmpty)
+        #expect(result.groups.count == 1)
+        let group = try #require(result.groups.first)
+        let picks = (0..<4).compactMap { _ in group.pick()?.session.clientID }
+        #expect(picks.filter { $0 == "one" }.count == 2)
+        #expect(picks.filter { $0 == "two" }.count == 2)
+    }
+}
+
+@Suite("Retained store")
+struct RetainedStoreTests {
+    @Test("set, replace, delete on empty payload, match by filter")
+    func lifecycle() {
+        let store = RetainedStore()
+        store.set(message("a/b", "1", retain: true))
+        store.set(message("a/c", "2", retain: true))
+        store.set(message("a/b", "3", retain: true))
+        store.set(message("$SYS/x", "s", retain: true))
+        #expect(store.count == 3)
+        #expect(Set(store.matching("a/+").map { String(buffer: $0.payload) }) == ["3", "2"])
+        #expect(Set(store.matching("#").map(\.topic)) == ["a/b", "a/c"])
+        #expect(store.matching("$SYS/#").map(\.topic) == ["$SYS/x"])
+        #expect(store.matching("+/x").isEmpty)
+        store.set(message("a/b", "", retain: true))
+        #expect(store.count == 2)
+        #expect(store.matching("a/b").isEmpty)
+        #expect(Set(store.matching("a/#").map(\.topic)) == ["a/c"])
+    }
+
+    @Test("`a/#` matches a message retained on `a` itself")
+    func hashMatchesParent() {
+        let store = RetainedStore()
+        store.set(message("a", "p", retain: true))
+        store.set(message("a/b/c", "d", retain: true))
+        #expect(Set(store.matching("a/#").map(\.topic)) == ["a", "a/b/c"])
+    }
+}
+
+@Suite("Session queue and in-flight window")
+struct SessionTests {
+    @Test("offline QoS 0 is dropped unless queue_qos0_messages; the queue is bounded")
+    func offlineQueue() {
+        var limits = SessionLimits()
+        limits.maxQueuedMessages = 3
+        let session = Session(clientID: "s", protocolVersion: .v3_1_1, limits: limits)
+        let qos0 = Delivery(message: message("t"), qos: .atMostOnce, retain: false, subscriptionIDs: [])
+        if case .dropped = session.enqueue(qos0) {} else { Issue.record("QoS 0 for an offline client was queued") }
+        var queued = 0
+        for index in 0..<10 {
+            let delivery = Delivery(message: message("t", "\(index)", qos: .atLeastOnce), qos: .atLeastOnce,
+                                    retain: false, subscriptionIDs: [])
+            if case .queued = session.enqueue(delivery) { queued += 1 }
+        }
+        #expect(queued == 3)
+        #expect(session.dropped == 7)
+    }
+
+    @Test("the in-flight window holds back QoS 1 until acknowledged; resend marks DUP")
+    func inflightWindow() {
+        var limits = SessionLimits()
+        limits.maxInflightMessages = 2
+        let session = Session(clientID: "s", protocolVersion: .v3_1_1, limits: limits)
+        for index in 0..<5 {
+            _ = session.enqueue(Delivery(message: message("t", "\(index)", qos: .atLeastOnce), qos: .atLeastOnce,
+                                         retain: false, subscriptionIDs: []))
+        }
+        var out: [Session.Outgoing] = []
+        session.takeReady(limit: 100, into: &out)
+        #expect(out.count == 2)
+        var ids: [UInt16] = []
+        for item in out { if case .publish(_, let id?, let dup) = item { ids.append(id); #expect(!dup) } }
+        #expect(ids == [1, 2])
+        out.removeAll()
+        session.takeReady(limit: 100, into: &out)
+        #expect(out.isEmpty)
+        #expect(session.complete(1))
+        #expect(!session.complete(1))
+        session.takeReady(limit: 100, into: &out)
+        #expect(out.count == 1)
+        out.removeAll()
+        session.resendInflight(into: &out)
+        let resent = out.compactMap { item -> UInt16? in
+            if case .publish(_, let id?, true) = item { return id }
+            return nil
+        }
+        #expect(resent == [2, 3])
+    }
+
+    @Test("a PUBREC'd QoS 2 message is resent as PUBREL")
+    func pubrelResend() {
+        let session = Session(clientID: "s", protocolVersion: .v3_1_1, limits: SessionLimits())
+        _ = session.enqueue(Delivery(message: message("t", qos: .exactlyOnce), qos: .exactlyOnce, retain: false,
+                                     subscriptionIDs: []))
+        var out: [Session.Outgoing] = []
+        session.takeReady(limit: 10, into: &out)
+        #expect(session.received(1))
+        out.removeAll()
+        session.resendInflight(into: &out)
+        guard case .pubrel(1)? = out.first else {
+            Issue.record("expected PUBREL 1, got \(out)")
+            return
+        }
+    }
+}
+
+@Suite("Router sessions")
+struct RouterSessionTests {
+    @Test("persistent sessions resume with session present; clean ones start over; expiry ends offline sessions")
+    func sessions() async throws {
+        var settings = RouterSettings()
+        settings.persistentClientExpiration = 0
+        let router = Router(settings: settings, logger: Logger(label: "test"))
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let handler = MQTTConnectionHandler(
+            broker: BrokerContext(router: router, access: AccessControl(allowAnonymous: true),
+                                  connect: ConnectSettings(), logger: Logger(label: "test")),
+            facts: .init(listener: "test"))
+        let first = ConnectionHandle(eventLoop: loop, handler: handler)
+        let a = router.connect(clientID: "c", cleanStart: false, version: .v3_1_1, expiry: nil, handle: first,
+                               receiveMaximum: 65535, maximumPacketSize: 0)
+        #expect(!a.sessionPresent)
+        let second = ConnectionHandle(eventLoop: loop, handler: handler)
+        let b = router.connect(clientID: "c", cleanStart: false, version: .v3_1_1, expiry: nil, handle: second,
+                               receiveMaximum: 65535, maximumPacketSize: 0)
+        #expect(b.sessionPresent)
+        #expect(b.replaced === first)
+        #expect(a.session === b.session)
+        // The replaced connection's late disconnect must not detach the new one.
+        router.disconnect(b.session, handle: first, expiry: nil)
+        #expect(b.session.isConnected)
+        router.disconnect(b.session, handle: second, expiry: nil)
+        #expect(!b.session.isConnected)
+        #expect(router.sessionCount == 1)
+        #expect(router.sweepExpiredSessions() == 1)
+        #expect(router.sessionCount == 0)
+        let third = ConnectionHandle(eventLoop: loop, handler: handler)
+        let c = router.connect(clientID: "c", cleanStart: false, version: .v3_1_1, expiry: nil, handle: third,
+                               receiveMaximum: 65535, maximumPacketSize: 0)
+        #expect(!c.sessionPresent)
+        router.disconnect(c.session, handle: third, expiry: 0)
+        #expect(router.sessionCount == 0)
+    }
+}

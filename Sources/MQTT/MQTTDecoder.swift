@@ -42,7 +42,7 @@ public struct MQTTDecoder: NIOSingleStepByteToMessageDecoder {
         let start = buffer.readerIndex
         guard let first = buffer.getInteger(at: start, as: UInt8.self) else { return nil }
         guard let type = PacketType(rawValue: first >> 4) else {
-            throw MQTTError.malformedPacket("reserved packet type 0")
+            throw MQTTError.protocolError("reserved packet type 0")
         }
         let flags = first & 0x0F
         if type != .publish && flags != type.requiredFlags {

@@ -9,7 +9,8 @@ public enum MQTTError: Error, Hashable, Sendable, CustomStringConvertible {
     case packetTooLarge(size: Int, limit: Int)
     /// CONNECT names a protocol or level this server does not speak.
     case unsupportedProtocolVersion(name: String, level: UInt8)
-    /// A topic name is not valid (for example it holds a wildcard).
+    /// A topic name is not valid (it holds a wildcard, or is empty without a topic alias). Sent as 0x82
+    /// protocol error, as Mosquitto does: the name breaks a rule of the protocol, it is not merely refused.
     case topicNameInvalid(String)
 
     /// The MQTT 5.0 reason code for this error.
@@ -19,7 +20,7 @@ public enum MQTTError: Error, Hashable, Sendable, CustomStringConvertible {
         case .protocolError: return .protocolError
         case .packetTooLarge: return .packetTooLarge
         case .unsupportedProtocolVersion: return .unsupportedProtocolVersion
-        case .topicNameInvalid: return .topicNameInvalid
+        case .topicNameInvalid: return .protocolError
         }
     }
 

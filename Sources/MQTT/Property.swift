@@ -187,7 +187,7 @@ public enum Property: Hashable, Sendable {
         case 0x22: return .topicAliasMaximum(try u16())
         case 0x23:
             let v = try u16()
-            guard v > 0 else { throw MQTTError.protocolError("topic alias 0") }
+            guard v > 0 else { throw MQTTError.malformedPacket("topic alias 0") }
             return .topicAlias(v)
         case 0x24: return .maximumQoS(try flag("maximum QoS"))
         case 0x25: return .retainAvailable(try flag("retain available"))

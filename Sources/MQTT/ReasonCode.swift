@@ -122,7 +122,7 @@ public enum ConnectReturnCode: UInt8, Sendable, Hashable {
         case .unsupportedProtocolVersion: self = .unacceptableProtocolVersion
         case .clientIdentifierNotValid: self = .identifierRejected
         case .badUserNameOrPassword: self = .badUserNameOrPassword
-        case .notAuthorized, .banned, .badAuthenticationMethod: self = .notAuthorized
+        case .notAuthorized, .banned, .badAuthenticationMethod, .packetTooLarge: self = .notAuthorized
         default: self = .serverUnavailable
         }
     }

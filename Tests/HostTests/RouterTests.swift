@@ -30,12 +30,30 @@ struct SubscriptionIndexTests {
             Set(index.match(topic).subscribers.map { $0.session.clientID })
         }
         #expect(matched("a/b") == ["a/b", "a/+", "a/#", "#", "+/b", "a/b/#"])
+        #expect(index.match("a/b").subscribers.count == 6)
         #expect(matched("a") == ["a/#", "#"])
         #expect(matched("a/x/c") == ["a/#", "#", "+/+/c"])
         #expect(matched("$SYS/uptime") == ["$SYS/#"])
         #expect(matched("$SYS/b") == ["$SYS/#"])
         #expect(matched("b/c") == ["#"])
         #expect(index.count == filters.count)
+    }
+
+    @Test("one session with overlapping subscriptions is one target at the highest QoS, with every identifier")
+    func overlapping() throws {
+        let index = SubscriptionIndex()
+        let session = Session(clientID: "s", protocolVersion: .v5, limits: SessionLimits())
+        var low = subscription("a/#", qos: .atMostOnce)
+        low.identifier = 1
+        var high = subscription("a/+", qos: .exactlyOnce)
+        high.identifier = 2
+        index.add(session, low)
+        index.add(session, high)
+        let targets = index.match("a/b").subscribers
+        #expect(targets.count == 1)
+        let target = try #require(targets.first)
+        #expect(target.options.qos == .exactlyOnce)
+        #expect(Set(target.identifiers) == [1, 2])
     }
 
     @Test("removing a subscription stops matches and the cache does not serve stale results")

@@ -94,7 +94,9 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { drainSession() }
+        let writable = context.channel.isWritable
+        session?.setOutputBlocked(!writable)
+        if writable { drainSession() }
         context.fireChannelWritabilityChanged()
     }
 
@@ -109,18 +111,25 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         batch.flush()
         keepAliveTask?.cancel()
         keepAliveTask = nil
-        let wasConnected = state == .connected
+        finishSession()
         state = .closed
-        if wasConnected, let session {
-            if let will {
-                logger.debug("Sending will of \(session.clientID) to \(will.topic).")
-                publishWill(will)
-            }
-            broker.router.disconnect(session, handle: handle, expiry: sessionExpiry)
-            broker.router.stats.clientsConnected.withLockedValue { $0 -= 1 }
-        }
         handle.release()
         context.fireChannelInactive()
+    }
+
+    /// Ends this connection's part in its session: publishes the will unless the client disconnected
+    /// normally, and detaches. Runs before the socket closes when the broker closes it, so a client that
+    /// reconnects after seeing the close finds the session already detached.
+    private func finishSession() {
+        guard state == .connected, let session else { return }
+        state = .closed
+        if let will {
+            self.will = nil
+            logger.debug("Sending will of \(session.clientID) to \(will.topic).")
+            publishWill(will)
+        }
+        broker.router.disconnect(session, handle: handle, expiry: sessionExpiry)
+        broker.router.stats.clientsConnected.withLockedValue { $0 -= 1 }
     }
 
     private var clientName: String { client?.clientID ?? remoteAddress ?? "unknown" }
@@ -224,17 +233,18 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
                 refuseConnect(.clientIdentifierNotValid, why: "empty client id")
                 return
             }
-            clientID = settings.autoIDPrefix + UUID().uuidString.lowercased()
+            clientID = settings.autoIDPrefix + UUID().uuidString
             assigned = true
         }
         var serverKeepAlive: UInt16?
-        if Int(connect.keepAlive) > settings.maxKeepalive || (connect.keepAlive == 0 && settings.maxKeepalive < 65535) {
-            if version == .v5 {
-                serverKeepAlive = UInt16(settings.maxKeepalive)
-            } else {
-                refuseConnect(.clientIdentifierNotValid, why: "keepalive \(connect.keepAlive) above max_keepalive")
-                return
-            }
+        // A 5.0 client is told the keep alive to use; a 3.x client keeps its own (Mosquitto 2.0 accepts it).
+        if version == .v5 && (Int(connect.keepAlive) > settings.maxKeepalive
+                              || (connect.keepAlive == 0 && settings.maxKeepalive < 65535)) {
+            serverKeepAlive = UInt16(settings.maxKeepalive)
+        }
+        if let will = connect.will, settings.messageSizeLimit > 0, will.payload.readableBytes > settings.messageSizeLimit {
+            refuseConnect(.packetTooLarge, why: "will payload larger than message_size_limit")
+            return
         }
         if version == .v5, connect.properties.authenticationMethod != nil {
             refuseConnect(.badAuthenticationMethod, why: "no enhanced authentication method is configured")
@@ -290,16 +300,17 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         }
         var properties = Properties()
         if version == .v5 {
-            if assigned { properties.append(.assignedClientIdentifier(clientID)) }
+            // Mosquitto's order, so the bytes match.
+            if settings.maxTopicAlias > 0 { properties.append(.topicAliasMaximum(UInt16(settings.maxTopicAlias))) }
             if let serverKeepAlive { properties.append(.serverKeepAlive(serverKeepAlive)) }
+            if assigned { properties.append(.assignedClientIdentifier(clientID)) }
+            let router = broker.router.settings
+            if !router.retainAvailable { properties.append(.retainAvailable(0)) }
+            if settings.maxPacketSize > 0 { properties.append(.maximumPacketSize(UInt32(settings.maxPacketSize))) }
             if settings.maxInflightMessages > 0 && settings.maxInflightMessages < 65535 {
                 properties.append(.receiveMaximum(UInt16(settings.maxInflightMessages)))
             }
-            let router = broker.router.settings
             if router.maximumQoS != .exactlyOnce { properties.append(.maximumQoS(router.maximumQoS.rawValue)) }
-            if !router.retainAvailable { properties.append(.retainAvailable(0)) }
-            if settings.maxPacketSize > 0 { properties.append(.maximumPacketSize(UInt32(settings.maxPacketSize))) }
-            properties.append(.topicAliasMaximum(UInt16(settings.maxTopicAlias)))
         }
         send(.connack(ConnAckPacket(sessionPresent: result.sessionPresent, code: 0, properties: properties)))
         scheduleKeepAliveCheck(after: nil)
@@ -444,7 +455,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         send(.suback(SubAckPacket(packetID: subscribe.packetID, reasonCodes: codes)))
         for (subscription, messages) in retainedToSend {
             for message in messages {
-                router.deliver(message, to: session, subscription, retain: true, batch: batch)
+                router.deliver(message, to: Target(session: session, subscription: subscription), retain: true,
+                               batch: batch)
             }
         }
         if !inRead { batch.flush() }
@@ -568,8 +580,9 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
 
     private func close() {
         guard state != .closed else { return }
-        if state != .connected { state = .closed }
         keepAliveTask?.cancel()
+        finishSession()
+        state = .closed
         // What this connection routed must reach its subscribers even though no read-complete follows.
         batch.flush()
         if needsFlush {

@@ -125,12 +125,12 @@ final class Router: @unchecked Sendable {
         let match = index.match(message.topic)
         if match.isEmpty { return 0 }
         var delivered = 0
-        for (session, subscription) in match.subscribers {
-            if deliver(message, to: session, subscription, retain: false, batch: batch) { delivered += 1 }
+        for target in match.subscribers {
+            if deliver(message, to: target, retain: false, batch: batch) { delivered += 1 }
         }
         for group in match.groups {
             if let (session, subscription) = group.pick(),
-               deliver(message, to: session, subscription, retain: false, batch: batch) {
+               deliver(message, to: Target(session: session, subscription: subscription), retain: false, batch: batch) {
                 delivered += 1
             }
         }
@@ -139,15 +139,15 @@ final class Router: @unchecked Sendable {
 
     /// Queues one message for one subscription. `retain` is true for retained messages sent on subscribe.
     @discardableResult
-    func deliver(_ message: Message, to session: Session, _ subscription: Subscription, retain: Bool,
-                 batch: DeliveryBatch?) -> Bool {
-        let options = subscription.options
+    func deliver(_ message: Message, to target: Target, retain: Bool, batch: DeliveryBatch?) -> Bool {
+        let session = target.session
+        let options = target.options
         if options.noLocal && message.origin == session.clientID { return false }
         var qos = settings.upgradeOutgoingQoS ? options.qos : min(message.qos, options.qos)
         qos = min(qos, settings.maximumQoS)
         let retainFlag = retain || (options.retainAsPublished && message.retain)
         let delivery = Delivery(message: message, qos: qos, retain: retainFlag,
-                                subscriptionIDs: subscription.identifier.map { [$0] } ?? [])
+                                subscriptionIDs: target.identifiers)
         switch session.enqueue(delivery) {
         case .queued:
             return true

@@ -18,6 +18,9 @@ final class Session: @unchecked Sendable {
     private(set) var subscriptions: [String: Subscription] = [:]
     private var queue = CircularBuffer<Delivery>()
     private var queuedBytes = 0
+    private var queuedQoS0 = 0
+    private var queuedQoS12 = 0
+    private var outputBlocked = false
     private var inflight: [UInt16: Inflight] = [:]
     private var inflightOrder: [UInt16] = []
     private var nextPacketID: UInt16 = 1
@@ -61,6 +64,7 @@ final class Session: @unchecked Sendable {
             clientMaximumPacketSize = maximumPacketSize
             disconnectedAt = nil
             wakePending = false
+            outputBlocked = false
             return old
         }
     }
@@ -104,27 +108,57 @@ final class Session: @unchecked Sendable {
     }
 
     /// Queues a delivery for this session (any thread).
+    ///
+    /// Counting follows Mosquitto: a QoS 1/2 message that fits the in-flight window of a connected client is
+    /// in flight, not queued; `max_queued_messages` / `max_queued_bytes` bound what waits beyond the window
+    /// (and, for an offline client, everything). QoS 0 for a connected client is sent at once, unless its
+    /// socket is backed up: then at most `max_queued_messages` of them wait.
     func enqueue(_ delivery: Delivery) -> EnqueueResult {
         lock.withLock {
-            if connection == nil && delivery.qos == .atMostOnce && !limits.queueQoS0Offline {
-                return .dropped(reason: "QoS 0 message for an offline client")
-            }
-            if limits.maxQueuedMessages > 0 && queue.count >= limits.maxQueuedMessages {
-                dropped += 1
-                return .dropped(reason: "max_queued_messages reached")
-            }
-            if limits.maxQueuedBytes > 0 && queuedBytes + delivery.message.size > limits.maxQueuedBytes {
-                dropped += 1
-                return .dropped(reason: "max_queued_bytes reached")
+            let online = connection != nil
+            if delivery.qos == .atMostOnce {
+                if !online && !limits.queueQoS0Offline {
+                    return .dropped(reason: "QoS 0 message for an offline client")
+                }
+                if !online || outputBlocked {
+                    if let reason = overLimit(waiting: queuedQoS0 + (online ? 0 : queuedQoS12), bytes: queuedBytes) {
+                        dropped += 1
+                        return .dropped(reason: reason)
+                    }
+                }
+            } else {
+                let room = online ? max(0, window - inflight.count) : 0
+                if queuedQoS12 >= room,
+                   let reason = overLimit(waiting: queuedQoS12 - room + (online ? 0 : queuedQoS0), bytes: queuedBytes) {
+                    dropped += 1
+                    return .dropped(reason: reason)
+                }
             }
             queue.append(delivery)
             queuedBytes += delivery.message.size
+            if delivery.qos == .atMostOnce { queuedQoS0 += 1 } else { queuedQoS12 += 1 }
             if let connection, !wakePending {
                 wakePending = true
                 return .wake(connection)
             }
             return .queued
         }
+    }
+
+    private func overLimit(waiting: Int, bytes: Int) -> String? {
+        if limits.maxQueuedMessages > 0 && waiting >= limits.maxQueuedMessages { return "max_queued_messages reached" }
+        if limits.maxQueuedBytes > 0 && bytes >= limits.maxQueuedBytes { return "max_queued_bytes reached" }
+        return nil
+    }
+
+    /// The in-flight window: the lower of `max_inflight_messages` and the client's receive maximum.
+    private var window: Int {
+        min(limits.maxInflightMessages > 0 ? limits.maxInflightMessages : Int.max, clientReceiveMaximum)
+    }
+
+    /// Set by the connection when its socket stops (or starts again) taking bytes.
+    func setOutputBlocked(_ blocked: Bool) {
+        lock.withLock { outputBlocked = blocked }
     }
 
     /// A packet ready to write, taken from the session for its connection.
@@ -138,12 +172,13 @@ final class Session: @unchecked Sendable {
     func takeReady(limit: Int, into out: inout [Outgoing]) {
         lock.withLock {
             wakePending = false
-            let window = min(limits.maxInflightMessages > 0 ? limits.maxInflightMessages : Int.max, clientReceiveMaximum)
+            let window = self.window
             var taken = 0
             while taken < limit, let next = queue.first {
                 if next.qos != .atMostOnce && inflight.count >= window { break }
                 queue.removeFirst()
                 queuedBytes -= next.message.size
+                if next.qos == .atMostOnce { queuedQoS0 -= 1 } else { queuedQoS12 -= 1 }
                 if next.message.isExpired { continue }
                 taken += 1
                 if next.qos == .atMostOnce {

@@ -1,9 +1,24 @@
 import MQTT
 import NIOConcurrencyHelpers
 
+/// One session that receives a message, with its matching subscriptions merged: a client whose several
+/// subscriptions match gets the message once, at the highest of their QoS, with every subscription identifier
+/// (as Mosquitto does).
+struct Target {
+    var session: Session
+    var options: SubscriptionOptions
+    var identifiers: [Int]
+
+    init(session: Session, subscription: Subscription) {
+        self.session = session
+        self.options = subscription.options
+        self.identifiers = subscription.identifier.map { [$0] } ?? []
+    }
+}
+
 /// Who receives a message: plain subscribers, and share groups of which one member gets it.
 struct MatchResult {
-    var subscribers: [(session: Session, subscription: Subscription)] = []
+    var subscribers: [Target] = []
     var groups: [ShareGroup] = []
     var isEmpty: Bool { subscribers.isEmpty && groups.isEmpty }
 }
@@ -121,6 +136,7 @@ final class SubscriptionIndex: @unchecked Sendable {
             var result = MatchResult()
             let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
             collect(root, levels[...], dollar: topic.utf8.first == UInt8(ascii: "$"), into: &result)
+            if result.subscribers.count > 1 { merge(&result) }
             if cache.count >= cacheLimit { cache.removeAll(keepingCapacity: true) }
             cache[topic] = result
             return result
@@ -145,8 +161,31 @@ final class SubscriptionIndex: @unchecked Sendable {
         }
     }
 
+    /// Folds several matching subscriptions of one session into one target.
+    private func merge(_ result: inout MatchResult) {
+        var position: [ObjectIdentifier: Int] = [:]
+        var merged: [Target] = []
+        merged.reserveCapacity(result.subscribers.count)
+        for target in result.subscribers {
+            let key = ObjectIdentifier(target.session)
+            if let index = position[key] {
+                merged[index].options.qos = max(merged[index].options.qos, target.options.qos)
+                merged[index].options.noLocal = merged[index].options.noLocal && target.options.noLocal
+                merged[index].options.retainAsPublished = merged[index].options.retainAsPublished
+                    || target.options.retainAsPublished
+                merged[index].identifiers += target.identifiers
+            } else {
+                position[key] = merged.count
+                merged.append(target)
+            }
+        }
+        result.subscribers = merged
+    }
+
     private func add(_ node: Node, to result: inout MatchResult) {
-        for entry in node.subscribers.values { result.subscribers.append(entry) }
+        for entry in node.subscribers.values {
+            result.subscribers.append(Target(session: entry.session, subscription: entry.subscription))
+        }
         for group in node.groups.values { result.groups.append(group) }
     }
 

@@ -22,4 +22,6 @@ struct ConnectSettings: Sendable {
     var maxTopicAlias = 10
     var maxInflightMessages = 20
     var connectionMessages = true
+    /// Use the user name as client id (`use_username_as_clientid`).
+    var useUsernameAsClientID = false
 }

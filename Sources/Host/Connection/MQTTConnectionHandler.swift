@@ -221,6 +221,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         version = connect.protocolVersion
         let settings = broker.connect
         var clientID = connect.clientID
+        if settings.useUsernameAsClientID, let username = connect.username { clientID = username }
         var assigned = false
         if clientID.isEmpty {
             let refuse: Bool

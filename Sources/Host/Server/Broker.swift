@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import MQTT
 import NIOCore
 import NIOPosix
@@ -89,6 +90,15 @@ public final class Broker: @unchecked Sendable {
             connect.connectionMessages = config.connectionMessages
             contexts.append(BrokerContext(router: router, access: access, connect: connect, logger: logger))
 
+            if let mount = listener.mountPoint {
+                throw ConfigError(file: listener.file, line: listener.line,
+                                  message: "listener \(listener.port): mount_point \(mount) is not supported yet")
+            }
+            if let device = listener.bindInterface {
+                throw ConfigError(file: listener.file, line: listener.line,
+                                  message: "listener \(listener.port): bind_interface \(device) is not supported yet")
+            }
+            connect.useUsernameAsClientID = listener.useUsernameAsClientID
             if !listener.tls.isEmpty {
                 throw ConfigError(file: listener.file, line: listener.line,
                                   message: "listener \(listener.port): TLS listeners are not supported yet")
@@ -97,9 +107,10 @@ public final class Broker: @unchecked Sendable {
                 throw ConfigError(file: listener.file, line: listener.line,
                                   message: "listener \(listener.port): protocol \(listener.protocolName) is not supported yet")
             }
+            let anyAddress = listener.socketDomain == "ipv4" ? "0.0.0.0" : "::"
             var options = PluginOptions(pluginName: "tcp", entries: [
                 ("port", String(listener.port), nil),
-                ("bind_address", listener.bindAddress ?? "::", nil),
+                ("bind_address", listener.bindAddress ?? anyAddress, nil),
                 ("set_tcp_nodelay", config.setTCPNoDelay ? "true" : "false", nil),
                 ("name", String(listener.port), nil),
             ])
@@ -118,16 +129,15 @@ public final class Broker: @unchecked Sendable {
         var ports: [Int] = []
         for (index, (transport, listener)) in transports.enumerated() {
             let context = contexts[index]
+            let initializer = Self.initializer(context: context, limit: ConnectionLimit(listener.maxConnections),
+                                               logger: logger)
             do {
-                let port = try await transport.listen(on: group) { channel, facts in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(MQTTConnectionHandler(broker: context, facts: facts))
-                    }
-                }
+                let port = try await transport.listen(on: group, initializer: initializer)
                 ports.append(port)
                 logger.notice("Opening \(listener.bindAddress ?? "all interfaces") listen socket on port \(port).")
             } catch {
-                if listener.bindAddress == nil, let fallback = try? await bindIPv4(transport: listener, context: context) {
+                if listener.bindAddress == nil,
+                   let fallback = try? await bindIPv4(transport: listener, initializer: initializer) {
                     ports.append(fallback)
                     continue
                 }
@@ -142,19 +152,32 @@ public final class Broker: @unchecked Sendable {
     }
 
     /// Some hosts have no IPv6: listen on IPv4's any-address instead.
-    private func bindIPv4(transport listener: ListenerConfig, context: BrokerContext) async throws -> Int {
+    private func bindIPv4(transport listener: ListenerConfig, initializer: @escaping ConnectionInitializer) async throws -> Int {
         var options = PluginOptions(pluginName: "tcp", entries: [
             ("port", String(listener.port), nil), ("bind_address", "0.0.0.0", nil),
             ("set_tcp_nodelay", config.setTCPNoDelay ? "true" : "false", nil),
         ])
         let transport = try TCPTransport(options: &options)
-        let port = try await transport.listen(on: group) { channel, facts in
-            channel.eventLoop.makeCompletedFuture {
+        let port = try await transport.listen(on: group, initializer: initializer)
+        if let index = transports.firstIndex(where: { $0.1 == listener }) { transports[index].0 = transport }
+        return port
+    }
+
+    /// Puts MQTT on each accepted channel, or closes it at once when the listener's `max_connections` is
+    /// reached (as Mosquitto does: no CONNACK).
+    private static func initializer(context: BrokerContext, limit: ConnectionLimit?, logger: Logger) -> ConnectionInitializer {
+        { channel, facts in
+            if let limit {
+                guard limit.acquire() else {
+                    logger.notice("Client connection from \(channel.remoteAddress?.description ?? "?") denied: max_connections (\(limit.maximum)) reached on \(facts.listener).")
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { _ in limit.release() }
+            }
+            return channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(MQTTConnectionHandler(broker: context, facts: facts))
             }
         }
-        if let index = transports.firstIndex(where: { $0.1 == listener }) { transports[index].0 = transport }
-        return port
     }
 
     /// Stops listening, closes clients, stops plugins.
@@ -164,6 +187,27 @@ public final class Broker: @unchecked Sendable {
         for plugin in plugins { await plugin.shutdown() }
         if ownsGroup { try? await group.shutdownGracefully() }
     }
+}
+
+/// A listener's `max_connections`: a counter shared by its event loops.
+final class ConnectionLimit: Sendable {
+    let maximum: Int
+    private let count = NIOLockedValueBox(0)
+
+    init?(_ maximum: Int) {
+        guard maximum >= 0 else { return nil }
+        self.maximum = maximum
+    }
+
+    func acquire() -> Bool {
+        count.withLockedValue { value in
+            guard value < maximum else { return false }
+            value += 1
+            return true
+        }
+    }
+
+    func release() { count.withLockedValue { $0 -= 1 } }
 }
 
 func directoryOf(_ path: String) -> String {

@@ -56,6 +56,7 @@ public struct MidgeCommand: AsyncParsableCommand {
         }
         let logger = Self.makeLogger(config: config, verbose: verbose)
         for warning in config.warnings { logger.warning("\(warning)") }
+        for note in Self.notYetHonoured(config) { logger.warning("\(note)") }
         if testConfig {
             print("Configuration OK")
             return
@@ -87,6 +88,18 @@ public struct MidgeCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         logger.notice("midge version \(Self.version) terminating")
+    }
+
+    /// Settings the config accepts that this build does not act on yet: said at start-up, never ignored
+    /// silently.
+    static func notYetHonoured(_ config: BrokerConfig) -> [String] {
+        var notes: [String] = []
+        if config.maxInflightBytes > 0 { notes.append("max_inflight_bytes is not implemented yet; max_inflight_messages applies.") }
+        for destination in config.logDest where destination == "syslog" || destination == "topic" {
+            notes.append("log_dest \(destination) is not implemented yet.")
+        }
+        if config.logTimestampFormat != nil { notes.append("log_timestamp_format is not implemented yet; seconds since the epoch are logged.") }
+        return notes
     }
 
     static func makeLogger(config: BrokerConfig, verbose: Bool) -> Logger {
@@ -123,11 +136,26 @@ struct BrokerService: Service {
 
     func run() async throws {
         try await broker.start()
+        if let user = broker.config.user { try dropPrivileges(to: user) }
         if let path = broker.config.pidFile {
             try? "\(getpid())\n".write(toFile: path, atomically: true, encoding: .utf8)
         }
         try? await gracefulShutdown()
         await broker.shutdown()
         if let path = broker.config.pidFile { try? FileManager.default.removeItem(atPath: path) }
+    }
+}
+
+/// Mosquitto's `user`: when started as root, switch to this user once the listeners are bound. Midge never
+/// needs root (it binds no port below 1024 unless told to), so it does nothing for other users.
+func dropPrivileges(to user: String) throws {
+    guard getuid() == 0 || geteuid() == 0 else { return }
+    guard let entry = getpwnam(user) else {
+        throw ConfigError(file: "<config>", line: 0, message: "user \(user): no such user to drop privileges to")
+    }
+    let uid = entry.pointee.pw_uid
+    let gid = entry.pointee.pw_gid
+    guard initgroups(user, gid) == 0, setgid(gid) == 0, setuid(uid) == 0 else {
+        throw ConfigError(file: "<config>", line: 0, message: "user \(user): cannot switch to it (errno \(errno))")
     }
 }

@@ -19,18 +19,43 @@ extension Plugin {
 }
 
 /// Decides whether a client may connect. Plugins are asked in config order; the first answer that is not
-/// `.abstain` wins; if all abstain the client is refused.
+/// `.abstain` wins; if all abstain the client is refused (except that `allow_anonymous true` admits clients
+/// that send no user name without asking any plugin).
 public protocol AuthenticationPlugin: Plugin {
-    /// Checks a client's credentials.
-    func authenticate(client: ClientInfo, credentials: Credentials) -> PluginAnswer<Decision>
+    /// Checks a client's credentials. Answer `.now` for work that takes microseconds (a hash of a few
+    /// iterations); do anything slower (a database) off the event loop and answer `.later` with a future on
+    /// `eventLoop`. The host bounds the wait by a deadline; an error or a missed deadline counts as deny.
+    func authenticate(client: ClientInfo, credentials: Credentials, on eventLoop: any EventLoop) -> PluginAnswer<Decision>
 }
 
 /// Decides whether a client may publish, subscribe or receive. Asked in config order; the first answer that is
 /// not `.abstain` wins; if all abstain the access is denied. With no authorization plugin at all, everything is
 /// allowed, as in Mosquitto.
+///
+/// `authorize` runs on every PUBLISH and every delivery, so it must answer from memory: a plugin that keeps
+/// its rules elsewhere loads what it needs for a client in `prepare`, which the host awaits (with a deadline)
+/// after authentication and before CONNACK.
 public protocol AuthorizationPlugin: Plugin {
-    /// Checks one access to `topic` (a topic name for read and write, a filter for subscribe).
+    /// Loads what `authorize` needs for this client. The default does nothing.
+    func prepare(client: ClientInfo, on eventLoop: any EventLoop) -> PluginAnswer<Void>
+    /// Checks one access to `topic`: a topic name for `.write` and `.read`, a topic filter for `.subscribe`.
     func authorize(client: ClientInfo, access: Access, topic: String, qos: QoS, retain: Bool) -> Decision
+    /// The client's connection ended: drop what `prepare` loaded. The default does nothing.
+    func forget(client: ClientInfo)
+}
+
+extension AuthorizationPlugin {
+    public func prepare(client: ClientInfo, on eventLoop: any EventLoop) -> PluginAnswer<Void> { .now(()) }
+    public func forget(client: ClientInfo) {}
+}
+
+/// A plugin whose state comes from files or a database that can change while the broker runs. On SIGHUP the
+/// host calls `reload()` on every such plugin; afterwards it checks connected clients again and disconnects
+/// those whose credentials are no longer accepted.
+public protocol ReloadablePlugin: Plugin {
+    /// Reads the new state completely and validates it, then replaces the old state at once. Throws (naming
+    /// file, line and reason) to keep the last good state in force.
+    func reload() async throws
 }
 
 /// A listener: accepts connections and hands each one's channel to the host, which puts MQTT on it.

@@ -1,3 +1,4 @@
+import Logging
 import MQTT
 import NIOCore
 import PluginAPI
@@ -8,12 +9,19 @@ struct AccessControl: Sendable {
     var authorizers: [any AuthorizationPlugin] = []
     /// Admit clients that send no user name.
     var allowAnonymous: Bool
+    /// How long a plugin may take to answer before its answer counts as deny.
+    var deadline: TimeAmount = .seconds(5)
+    var logger = Logger(label: "midge.auth")
 
-    /// Runs the authentication chain: a client without a user name is decided by `allowAnonymous`; a client
-    /// with one is asked of each plugin until one does not abstain; all abstaining means deny. With no
-    /// authentication plugin, `allowAnonymous` decides for everyone (Mosquitto's behaviour).
+    /// Runs the authentication chain. A client without a user name is decided by `allowAnonymous`; so is
+    /// everyone when there is no authentication plugin (Mosquitto's behaviour). Otherwise each plugin is asked
+    /// until one does not abstain; all abstaining means deny. An error or a missed deadline is logged and
+    /// counts as deny for this client only.
     func authenticate(client: ClientInfo, credentials: Credentials, on loop: any EventLoop) -> EventLoopFuture<Decision> {
         if credentials.username == nil || authenticators.isEmpty {
+            if !allowAnonymous {
+                logger.notice("Client \(client.clientID) on listener \(client.listener) refused: anonymous access is not allowed (allow_anonymous false\(authenticators.isEmpty ? " and no password_file or authentication plugin" : "")).")
+            }
             return loop.makeSucceededFuture(allowAnonymous ? .allow : .deny(.notAuthorized))
         }
         return ask(authenticators[...], client: client, credentials: credentials, on: loop)
@@ -21,22 +29,60 @@ struct AccessControl: Sendable {
 
     private func ask(_ plugins: ArraySlice<any AuthenticationPlugin>, client: ClientInfo, credentials: Credentials,
                      on loop: any EventLoop) -> EventLoopFuture<Decision> {
-        guard let plugin = plugins.first else { return loop.makeSucceededFuture(.deny(.badUserNameOrPassword)) }
+        guard let plugin = plugins.first else {
+            logger.notice("Client \(client.clientID) refused: user \(client.username ?? "") is not known to any authentication plugin.")
+            return loop.makeSucceededFuture(.deny(.badUserNameOrPassword))
+        }
         let rest = plugins.dropFirst()
-        switch plugin.authenticate(client: client, credentials: credentials) {
+        let name = String(describing: type(of: plugin))
+        switch plugin.authenticate(client: client, credentials: credentials, on: loop) {
         case .now(.abstain):
             return ask(rest, client: client, credentials: credentials, on: loop)
         case .now(let decision):
+            if case .deny = decision { logger.notice("Client \(client.clientID) refused by \(name): bad user name or password.") }
             return loop.makeSucceededFuture(decision)
         case .later(let future):
-            return future.hop(to: loop).flatMap { decision in
-                if case .abstain = decision { return self.ask(rest, client: client, credentials: credentials, on: loop) }
-                return loop.makeSucceededFuture(decision)
-            }.flatMapErrorThrowing { _ in .deny(.unspecifiedError) }
+            return bounded(future, on: loop, what: "\(name) authenticating \(client.clientID)")
+                .flatMap { decision in
+                    switch decision {
+                    case .abstain: return self.ask(rest, client: client, credentials: credentials, on: loop)
+                    case .deny: self.logger.notice("Client \(client.clientID) refused by \(name).")
+                    case .allow: break
+                    }
+                    return loop.makeSucceededFuture(decision)
+                }
+                .flatMapErrorThrowing { error in
+                    self.logger.error("\(name) failed to authenticate \(client.clientID): \(error). Refusing the client.")
+                    return .deny(.serverUnavailable)
+                }
         }
     }
 
-    /// Runs the authorization chain; with no plugin everything is allowed.
+    /// Lets each authorization plugin load what it needs for the client. Failures are logged; the plugin then
+    /// answers from whatever it has (typically deny).
+    func prepare(client: ClientInfo, on loop: any EventLoop) -> EventLoopFuture<Void> {
+        var futures: [EventLoopFuture<Void>] = []
+        for plugin in authorizers {
+            switch plugin.prepare(client: client, on: loop) {
+            case .now: continue
+            case .later(let future):
+                let name = String(describing: type(of: plugin))
+                futures.append(bounded(future, on: loop, what: "\(name) preparing \(client.clientID)")
+                    .flatMapErrorThrowing { error in
+                        self.logger.error("\(name) could not load the rules of \(client.clientID): \(error).")
+                    })
+            }
+        }
+        if futures.isEmpty { return loop.makeSucceededVoidFuture() }
+        return EventLoopFuture.andAllComplete(futures, on: loop)
+    }
+
+    func forget(client: ClientInfo) {
+        for plugin in authorizers { plugin.forget(client: client) }
+    }
+
+    /// Runs the authorization chain; with no plugin everything is allowed; all abstaining means deny.
+    @inline(__always)
     func authorize(client: ClientInfo, access: Access, topic: String, qos: QoS, retain: Bool) -> Bool {
         if authorizers.isEmpty { return true }
         for plugin in authorizers {
@@ -48,4 +94,25 @@ struct AccessControl: Sendable {
         }
         return false
     }
+
+    /// `future` on `loop`, failed with `PluginTimeout` if it has not completed within `deadline`.
+    private func bounded<Value: Sendable>(_ future: EventLoopFuture<Value>, on loop: any EventLoop,
+                                          what: String) -> EventLoopFuture<Value> {
+        let promise = loop.makePromise(of: Value.self)
+        let timeout = loop.scheduleTask(in: deadline) {
+            promise.fail(PluginTimeout(what: what, deadline: deadline))
+        }
+        future.hop(to: loop).whenComplete { result in
+            timeout.cancel()
+            promise.completeWith(result)
+        }
+        return promise.futureResult
+    }
+}
+
+/// A plugin did not answer in time.
+struct PluginTimeout: Error, CustomStringConvertible {
+    var what: String
+    var deadline: TimeAmount
+    var description: String { "\(what) took longer than \(deadline.nanoseconds / 1_000_000) ms" }
 }

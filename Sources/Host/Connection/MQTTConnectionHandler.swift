@@ -41,6 +41,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     private var topicAliases: [UInt16: String] = [:]
     private var outgoing: [Session.Outgoing] = []
     private var remoteAddress: String?
+    /// Kept to check the client again after a reload (secret: never logged).
+    private var credentials: Credentials?
 
     init(broker: BrokerContext, facts: ConnectionFacts) {
         self.broker = broker
@@ -130,6 +132,29 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         }
         broker.router.disconnect(session, handle: handle, expiry: sessionExpiry)
         broker.router.stats.clientsConnected.withLockedValue { $0 -= 1 }
+        if let client { broker.access.forget(client: client) }
+    }
+
+    /// After a reload: authenticates the client again with the credentials it connected with, and closes
+    /// the connection if they are no longer accepted (as Mosquitto does); reloads its authorization rules.
+    func revalidate() {
+        guard state == .connected, let client, let credentials else { return }
+        let access = broker.access
+        let loop = context.eventLoop
+        access.authenticate(client: client, credentials: credentials, on: loop)
+            .flatMap { decision -> EventLoopFuture<Decision> in
+                guard case .allow = decision else { return loop.makeSucceededFuture(decision) }
+                return access.prepare(client: client, on: loop).map { decision }
+            }
+            .whenComplete { result in
+                guard self.state == .connected else { return }
+                if case .success(.allow) = result { return }
+                self.logger.notice("Client \(client.clientID) disconnected: its credentials are no longer accepted after a reload.")
+                if self.version == .v5 {
+                    self.send(.disconnect(DisconnectPacket(reasonCode: .notAuthorized)))
+                }
+                self.close()
+            }
     }
 
     private var clientName: String { client?.clientID ?? remoteAddress ?? "unknown" }
@@ -260,7 +285,14 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         state = .authenticating
         let credentials = Credentials(username: connect.username, password: connect.password,
                                       properties: connect.properties)
-        broker.access.authenticate(client: info, credentials: credentials, on: context.eventLoop)
+        self.credentials = credentials
+        let access = broker.access
+        let loop = context.eventLoop
+        access.authenticate(client: info, credentials: credentials, on: loop)
+            .flatMap { decision -> EventLoopFuture<Decision> in
+                guard case .allow = decision else { return loop.makeSucceededFuture(decision) }
+                return access.prepare(client: info, on: loop).map { decision }
+            }
             .whenComplete { result in
                 guard self.state == .authenticating else { return }
                 switch result {
@@ -483,9 +515,17 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     func drainSession() {
         guard state == .connected, let session else { return }
         var wrote = false
+        var permit: ((Delivery) -> Bool)?
+        if !broker.access.authorizers.isEmpty, let client {
+            let access = broker.access
+            permit = { delivery in
+                access.authorize(client: client, access: .read, topic: delivery.message.topic,
+                                 qos: delivery.qos, retain: delivery.retain)
+            }
+        }
         while context.channel.isWritable {
             outgoing.removeAll(keepingCapacity: true)
-            session.takeReady(limit: 256, into: &outgoing)
+            session.takeReady(limit: 256, into: &outgoing, permit: permit)
             if outgoing.isEmpty { break }
             writeOutgoing(session)
             wrote = true

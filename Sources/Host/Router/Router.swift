@@ -112,6 +112,12 @@ final class Router: @unchecked Sendable {
 
     var sessionCount: Int { lock.withLock { sessions.count } }
 
+    /// The connections attached to sessions right now.
+    func connectedHandles() -> [ConnectionHandle] {
+        let all = lock.withLock { Array(sessions.values) }
+        return all.compactMap { $0.owner() }
+    }
+
     // MARK: Messages
 
     /// Routes a message to every matching subscription and stores it if retained. Wakes the connections that
@@ -239,6 +245,11 @@ final class ConnectionHandle: @unchecked Sendable {
     /// Drains soon, from any thread.
     func wakeSoon() {
         eventLoop.execute { self.handler?.drainSession() }
+    }
+
+    /// Checks the client's credentials again (after a reload).
+    func revalidate() {
+        eventLoop.execute { self.handler?.revalidate() }
     }
 
     /// Closes the connection because another one took its client id over.

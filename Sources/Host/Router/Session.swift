@@ -169,7 +169,9 @@ final class Session: @unchecked Sendable {
 
     /// Takes what may be sent now: queued messages while the in-flight window has room, at most `limit`.
     /// Called on the owning connection's event loop.
-    func takeReady(limit: Int, into out: inout [Outgoing]) {
+    /// `permit`, when given, is asked for each message (the read authorization, checked at delivery as
+    /// Mosquitto does); a message it refuses is dropped silently.
+    func takeReady(limit: Int, into out: inout [Outgoing], permit: ((Delivery) -> Bool)? = nil) {
         lock.withLock {
             wakePending = false
             let window = self.window
@@ -180,6 +182,7 @@ final class Session: @unchecked Sendable {
                 queuedBytes -= next.message.size
                 if next.qos == .atMostOnce { queuedQoS0 -= 1 } else { queuedQoS12 -= 1 }
                 if next.message.isExpired { continue }
+                if let permit, !permit(next) { continue }
                 taken += 1
                 if next.qos == .atMostOnce {
                     out.append(.publish(next, packetID: nil, dup: false))

@@ -45,40 +45,21 @@ public final class Broker: @unchecked Sendable {
         settings.maximumQoS = QoS(rawValue: UInt8(clamping: config.maxQoS)) ?? .exactlyOnce
         self.router = Router(settings: settings, logger: logger)
 
+        // One chain for all listeners, or one per listener under `per_listener_settings true`.
+        var chains: [SecurityKey: (authenticators: [any AuthenticationPlugin], authorizers: [any AuthorizationPlugin])] = [:]
         for listener in config.effectiveListeners {
             let security = config.security(for: listener)
-            if let path = security.passwordFile {
-                throw ConfigError(file: listener.file, line: listener.line,
-                                  message: "password_file \(path): password files are not supported yet")
+            let key = config.perListenerSettings ? SecurityKey.listener(listener.file, listener.line, listener.port)
+                                                  : .global
+            if chains[key] == nil {
+                let made = try Self.makeChain(security, registry: registry, config: config)
+                plugins += made.plugins
+                chains[key] = (made.authenticators, made.authorizers)
             }
-            if let path = security.aclFile {
-                throw ConfigError(file: listener.file, line: listener.line,
-                                  message: "acl_file \(path): ACL files are not supported yet")
-            }
-            var authenticators: [any AuthenticationPlugin] = []
-            var authorizers: [any AuthorizationPlugin] = []
-            for pluginConfig in security.plugins {
-                guard let descriptor = registry.descriptor(named: pluginConfig.name) else {
-                    throw ConfigError(file: pluginConfig.file, line: pluginConfig.line,
-                                      message: "unknown plugin '\(pluginConfig.name)'; built-in plugins: \(registry.names.joined(separator: ", "))")
-                }
-                let origin = PluginOptions.Origin(file: pluginConfig.file, line: pluginConfig.line)
-                var options = PluginOptions(pluginName: pluginConfig.name,
-                                            entries: pluginConfig.options.map { ($0.key, $0.value, origin) })
-                let plugin = try descriptor.make(&options, PluginContext(
-                    logger: Logger(label: "midge.plugin.\(pluginConfig.name)"),
-                    configDirectory: config.loadedFiles.first.map(directoryOf) ?? "."))
-                if let auth = plugin as? any AuthenticationPlugin { authenticators.append(auth) }
-                if let authz = plugin as? any AuthorizationPlugin { authorizers.append(authz) }
-                if !(plugin is any AuthenticationPlugin) && !(plugin is any AuthorizationPlugin) {
-                    throw ConfigError(file: pluginConfig.file, line: pluginConfig.line,
-                                      message: "plugin '\(pluginConfig.name)' is not an authentication or authorization plugin")
-                }
-                plugins.append(plugin)
-            }
+            let (authenticators, authorizers) = chains[key]!
             let allowAnonymous = security.allowAnonymous ?? config.localOnlyMode
             let access = AccessControl(authenticators: authenticators, authorizers: authorizers,
-                                       allowAnonymous: allowAnonymous)
+                                       allowAnonymous: allowAnonymous, logger: logger)
             var connect = ConnectSettings()
             connect.allowZeroLengthClientID = security.allowZeroLengthClientID
             connect.autoIDPrefix = security.autoIDPrefix
@@ -117,6 +98,69 @@ public final class Broker: @unchecked Sendable {
             let transport = try TCPTransport(options: &options)
             transports.append((transport, listener))
         }
+    }
+
+    private enum SecurityKey: Hashable {
+        case global
+        case listener(String, Int, Int)
+    }
+
+    /// Creates the plugins of one security section: `password_file` (the `passwd` plugin), then `plugin`
+    /// lines in config order, then `acl_file` (the `acl-file` plugin).
+    private static func makeChain(_ security: SecurityConfig, registry: PluginRegistry, config: BrokerConfig) throws
+        -> (plugins: [any Plugin], authenticators: [any AuthenticationPlugin], authorizers: [any AuthorizationPlugin]) {
+        var pluginConfigs: [PluginConfig] = []
+        if let path = security.passwordFile {
+            pluginConfigs.append(PluginConfig(name: "passwd", options: [(key: "password_file", value: path)],
+                                              file: "password_file", line: 0))
+        }
+        pluginConfigs += security.plugins
+        if let path = security.aclFile {
+            pluginConfigs.append(PluginConfig(name: "acl-file", options: [(key: "acl_file", value: path)],
+                                              file: "acl_file", line: 0))
+        }
+        var plugins: [any Plugin] = []
+        var authenticators: [any AuthenticationPlugin] = []
+        var authorizers: [any AuthorizationPlugin] = []
+        for pluginConfig in pluginConfigs {
+            guard let descriptor = registry.descriptor(named: pluginConfig.name) else {
+                throw ConfigError(file: pluginConfig.file, line: pluginConfig.line,
+                                  message: "unknown plugin '\(pluginConfig.name)'; built-in plugins: \(registry.names.joined(separator: ", "))")
+            }
+            let origin = pluginConfig.line > 0 ? PluginOptions.Origin(file: pluginConfig.file, line: pluginConfig.line) : nil
+            var options = PluginOptions(pluginName: pluginConfig.name,
+                                        entries: pluginConfig.options.map { ($0.key, $0.value, origin) })
+            let plugin = try descriptor.make(&options, PluginContext(
+                logger: Logger(label: "midge.plugin.\(pluginConfig.name)"),
+                configDirectory: config.loadedFiles.first.map(directoryOf) ?? "."))
+            let authentication = plugin as? any AuthenticationPlugin
+            let authorization = plugin as? any AuthorizationPlugin
+            if authentication == nil && authorization == nil {
+                throw ConfigError(file: pluginConfig.file, line: pluginConfig.line,
+                                  message: "plugin '\(pluginConfig.name)' is not an authentication or authorization plugin")
+            }
+            if let authentication { authenticators.append(authentication) }
+            if let authorization { authorizers.append(authorization) }
+            plugins.append(plugin)
+        }
+        return (plugins, authenticators, authorizers)
+    }
+
+    /// SIGHUP: every reloadable plugin re-reads its files or database (all or nothing, each on its own);
+    /// then connected clients are checked again and those no longer accepted are disconnected.
+    public func reload() async {
+        var failures = 0
+        for plugin in plugins {
+            guard let reloadable = plugin as? any ReloadablePlugin else { continue }
+            do {
+                try await reloadable.reload()
+            } catch {
+                failures += 1
+                logger.error("Reload failed, keeping the last good state: \(error)")
+            }
+        }
+        logger.notice(failures == 0 ? "Reloaded." : "Reloaded with \(failures) failure(s); see above.")
+        for handle in router.connectedHandles() { handle.revalidate() }
     }
 
     /// Starts plugins, binds every listener, and starts housekeeping.

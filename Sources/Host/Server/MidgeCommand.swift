@@ -137,6 +137,15 @@ struct BrokerService: Service {
     func run() async throws {
         try await broker.start()
         if let user = broker.config.user { try dropPrivileges(to: user) }
+        // SIGHUP reloads password files, ACL files and databases, as in Mosquitto.
+        signal(SIGHUP, SIG_IGN)
+        let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        hangup.setEventHandler { [broker, logger] in
+            logger.notice("Received SIGHUP: reloading.")
+            Task { await broker.reload() }
+        }
+        hangup.resume()
+        defer { hangup.cancel() }
         if let path = broker.config.pidFile {
             try? "\(getpid())\n".write(toFile: path, atomically: true, encoding: .utf8)
         }

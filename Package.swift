@@ -11,12 +11,14 @@ let package = Package(
     products: [
         .executable(name: "midge", targets: ["midge"]),
         .library(name: "PluginAPI", targets: ["PluginAPI"]),
+        .executable(name: "midge-bench", targets: ["midge-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // The wire protocol only: packets, properties, reason codes, codec, topic rules.
@@ -46,11 +48,36 @@ let package = Package(
             path: "Sources/Plugins/TCP",
             swiftSettings: upcoming
         ),
+        // System libraries: OpenSSL's libcrypto (password hashing) and SQLite.
+        .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .target(
+            name: "PasswordFilePlugin",
+            dependencies: ["PluginAPI", "CCrypto", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Sources/Plugins/PasswordFile",
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "ACLFilePlugin",
+            dependencies: ["PluginAPI", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Sources/Plugins/ACLFile",
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "SQLitePlugin",
+            dependencies: [
+                "PluginAPI", "CSQLite", "PasswordFilePlugin",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Sources/Plugins/SQLite",
+            swiftSettings: upcoming
+        ),
         // The broker: config, plugin loading, router, sessions, services, the `midge` command.
         .target(
             name: "Host",
             dependencies: [
-                "MQTT", "PluginAPI", "TCPPlugin",
+                "MQTT", "PluginAPI", "TCPPlugin", "PasswordFilePlugin", "ACLFilePlugin", "SQLitePlugin",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -65,12 +92,33 @@ let package = Package(
             dependencies: ["Host"],
             swiftSettings: upcoming
         ),
+        // The load generator and comparison client (scripts/bench-compare).
+        .executableTarget(
+            name: "midge-bench",
+            dependencies: [
+                "MQTT",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: upcoming
+        ),
         .testTarget(
             name: "MQTTTests",
             dependencies: [
                 "MQTT",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "PluginTests",
+            dependencies: [
+                "PluginAPI", "PasswordFilePlugin", "ACLFilePlugin", "SQLitePlugin", "MQTT",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: upcoming
         ),

@@ -121,8 +121,9 @@ public enum ConnectReturnCode: UInt8, Sendable, Hashable {
         case .success: self = .accepted
         case .unsupportedProtocolVersion: self = .unacceptableProtocolVersion
         case .clientIdentifierNotValid: self = .identifierRejected
-        case .badUserNameOrPassword: self = .badUserNameOrPassword
-        case .notAuthorized, .banned, .badAuthenticationMethod, .packetTooLarge: self = .notAuthorized
+        // Mosquitto 2.0 answers a 3.x client with a wrong password 5 (not authorized), not 4.
+        case .badUserNameOrPassword, .notAuthorized, .banned, .badAuthenticationMethod, .packetTooLarge:
+            self = .notAuthorized
         default: self = .serverUnavailable
         }
     }

@@ -294,7 +294,11 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
                 return access.prepare(client: info, on: loop).map { decision }
             }
             .whenComplete { result in
-                guard self.state == .authenticating else { return }
+                guard self.state == .authenticating else {
+                    // Closed while the plugins worked: let them drop what they prepared.
+                    access.forget(client: info)
+                    return
+                }
                 switch result {
                 case .success(.allow):
                     self.accept(connect, clientID: clientID, assigned: assigned, serverKeepAlive: serverKeepAlive)
@@ -403,6 +407,9 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         if broker.connect.messageSizeLimit > 0 && publish.payload.readableBytes > broker.connect.messageSizeLimit {
             logger.notice("Dropped too large PUBLISH from \(clientName) (\(publish.payload.readableBytes) bytes).")
             reason = .packetTooLarge
+        } else if topic.utf8.first == UInt8(ascii: "$") && Self.isReservedForBroker(topic) {
+            logger.notice("Denied PUBLISH from \(clientName) to \(topic): reserved for the broker.")
+            reason = .notAuthorized
         } else if let client, !broker.access.authorize(client: client, access: .write, topic: topic,
                                                         qos: publish.qos, retain: publish.retain) {
             logger.notice("Denied PUBLISH from \(clientName) to \(topic).")
@@ -423,6 +430,12 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             }
             send(.ack(AckPacket(type: .pubrec, packetID: publish.packetID!, reasonCode: v5 ? reason : .success)))
         }
+    }
+
+    /// `$SYS/...` is written by the broker only, and `$share/...` is a subscription prefix, not a topic
+    /// (Mosquitto refuses both before any ACL is asked).
+    static func isReservedForBroker(_ topic: String) -> Bool {
+        topic.hasPrefix("$SYS") || topic.hasPrefix("$share")
     }
 
     private func makeMessage(_ publish: PublishPacket, topic: String) -> Message {

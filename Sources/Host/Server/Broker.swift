@@ -3,13 +3,19 @@ import NIOConcurrencyHelpers
 import MQTT
 import NIOCore
 import NIOPosix
+import ACLFilePlugin
+import PasswordFilePlugin
 import PluginAPI
+import SQLitePlugin
 import TCPPlugin
 
 /// The built-in plugins, by registry name. Adding a plugin is a new target plus one line here.
 public enum BuiltInPlugins {
     public static let registry = PluginRegistry([
         TCPTransport.descriptor,
+        PasswordFilePlugin.descriptor,
+        ACLFilePlugin.descriptor,
+        SQLitePlugin.descriptor,
     ])
 }
 

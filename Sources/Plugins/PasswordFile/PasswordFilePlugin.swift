@@ -1,0 +1,120 @@
+import Foundation
+public import NIOCore
+public import PluginAPI
+
+/// The `passwd` authentication plugin: users and hashes from a Mosquitto password file (`password_file`).
+///
+/// Answers: a known user with the right password is allowed; a known user with a wrong or missing password
+/// is denied (Bad user name or password); an unknown user and a client without a user name get `.abstain`, so
+/// a later plugin may know them (the host refuses a client every plugin abstained on).
+///
+/// The users live in an immutable snapshot behind a lock: `reload()` reads and parses the whole new file
+/// first and swaps only then, so a missing or broken file on reload throws and leaves the last good users in
+/// force. Passwords and hashes are never logged.
+public final class PasswordFilePlugin: AuthenticationPlugin, ReloadablePlugin, @unchecked Sendable {
+    /// Registry entry.
+    public static let descriptor = PluginDescriptor(
+        name: "passwd",
+        summary: "users from a Mosquitto password file ($7$ PBKDF2-SHA512 or $6$ SHA-512 hashes)"
+    ) { options, context in
+        try PasswordFilePlugin(options: &options, context: context)
+    }
+
+    /// Hashes with at most this many PBKDF2 iterations are checked on the event loop (well under a
+    /// millisecond); costlier ones run in a task and answer `.later`.
+    public static let inlineIterationLimit = 1000
+
+    /// The absolute path of the password file.
+    public let path: String
+    private let context: PluginContext
+    private let lock = NSLock()
+    private var snapshot: PasswordFile
+
+    /// Options: `password_file` (required); a relative path resolves against the config directory.
+    public convenience init(options: inout PluginOptions, context: PluginContext) throws {
+        let file = try options.requiredString("password_file")
+        try options.finish()
+        try self.init(path: file, context: context)
+    }
+
+    /// Loads `path` (relative paths resolve against `context.configDirectory`); throws naming the file, and
+    /// the line for a line that cannot be parsed.
+    public init(path: String, context: PluginContext) throws {
+        if path.hasPrefix("/") || context.configDirectory.isEmpty {
+            self.path = path
+        } else {
+            let directory = context.configDirectory.hasSuffix("/") ? String(context.configDirectory.dropLast())
+                                                                   : context.configDirectory
+            self.path = "\(directory)/\(path)"
+        }
+        self.context = context
+        self.snapshot = try Self.load(path: self.path, context: context)
+        context.logger.info("Loaded \(snapshot.userCount) user(s) from password file \(self.path).")
+    }
+
+    /// The users in force now.
+    public var passwordFile: PasswordFile {
+        lock.withLock { snapshot }
+    }
+
+    public func authenticate(client: ClientInfo, credentials: Credentials,
+                             on eventLoop: any EventLoop) -> PluginAnswer<Decision> {
+        guard let username = credentials.username else { return .now(.abstain) }
+        guard let hash = passwordFile.hash(for: username) else { return .now(.abstain) }
+        guard let password = credentials.password else { return .now(.deny(.badUserNameOrPassword)) }
+        let bytes = Array(password.readableBytesView)
+        if hash.iterations <= Self.inlineIterationLimit {
+            return .now(Self.decide(hash: hash, password: bytes))
+        }
+        return .later(eventLoop.makeFutureWithTask { Self.decide(hash: hash, password: bytes) })
+    }
+
+    /// Reads and parses the file again; on success replaces the users at once, on failure throws and keeps
+    /// the old ones.
+    public func reload() async throws {
+        let fresh = try Self.load(path: path, context: context)
+        lock.withLock { snapshot = fresh }
+        context.logger.info("Reloaded \(fresh.userCount) user(s) from password file \(path).")
+    }
+
+    private static func decide(hash: PasswordHash, password: [UInt8]) -> Decision {
+        hash.verify(password: password) ? .allow : .deny(.badUserNameOrPassword)
+    }
+
+    private static func load(path: String, context: PluginContext) throws -> PasswordFile {
+        let contents: FileIO.Contents
+        do {
+            contents = try FileIO.read(path: path)
+        } catch {
+            throw PluginError(pluginName: "passwd", message: "unable to open password file '\(path)': \(error)")
+        }
+        let file: PasswordFile
+        do {
+            file = try PasswordFile(parsing: contents.bytes, file: path)
+        } catch {
+            throw error.pluginError()
+        }
+        if let warning = permissionWarning(path: path, mode: contents.mode) {
+            context.logger.warning("\(warning)")
+        }
+        for warning in file.warnings { context.logger.warning("\(warning)") }
+        return file
+    }
+
+    /// A warning when others (not the owner or group) may read or write the file, with the chmod that fixes
+    /// it; nil otherwise. Group read is fine (Kubernetes mounts secrets group-readable through `fsGroup`).
+    static func permissionWarning(path: String, mode: mode_t) -> String? {
+        let others = mode & 0o006
+        guard others != 0 else { return nil }
+        let what = others == 0o006 ? "world-readable and world-writable"
+            : others == 0o004 ? "world-readable" : "world-writable"
+        let fixed = mode & 0o7770
+        return "Password file \(path) is \(what) (mode \(octal(mode))); "
+            + "to fix this, run `chmod \(octal(fixed)) \(path)`."
+    }
+
+    private static func octal(_ mode: mode_t) -> String {
+        let digits = String(mode, radix: 8)
+        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+    }
+}

@@ -44,18 +44,17 @@ final class SinkHandler: ChannelInboundHandler, HotPacketSink {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
         do {
-            if var cumulation = self.cumulation {
+            if var partial = self.cumulation {
                 self.cumulation = nil
-                cumulation.writeBuffer(&buffer)
-                try process(&cumulation)
-                if cumulation.readableBytes > 0 { self.cumulation = cumulation }
-            } else {
-                try process(&buffer)
-                if buffer.readableBytes > 0 {
-                    var rest = context.channel.allocator.buffer(capacity: max(buffer.readableBytes * 2, 1024))
-                    rest.writeBuffer(&buffer)
-                    self.cumulation = rest
+                guard try completePartialPacket(&partial, from: &buffer) else {
+                    self.cumulation = partial
+                    return
                 }
+                try process(&partial)
+            }
+            try process(&buffer)
+            if buffer.readableBytes > 0 {
+                self.cumulation = savePartialPacket(&buffer, allocator: context.channel.allocator)
             }
         } catch {
             context.close(promise: nil)

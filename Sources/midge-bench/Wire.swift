@@ -87,6 +87,32 @@ func scanHotPackets(_ raw: UnsafeRawBufferPointer, v5: Bool, sink: some HotPacke
     }
 }
 
+/// Moves bytes from `buffer` into `partial` (which holds the start of a packet) until `partial` holds the whole
+/// packet, and no more; true when it does. Only the missing bytes are copied, never the rest of the read.
+func completePartialPacket(_ partial: inout ByteBuffer, from buffer: inout ByteBuffer) throws -> Bool {
+    func missing(_ partial: ByteBuffer) throws -> Int {
+        try partial.withUnsafeReadableBytes { raw in
+            guard raw.count >= 2, let (remaining, n) = try readVarInt(raw, at: 1) else { return -1 }
+            return 1 + n + remaining - raw.count
+        }
+    }
+    while true {
+        let need = try missing(partial)
+        if need == 0 { return true }
+        guard buffer.readableBytes > 0 else { return false }
+        // Header incomplete (-1): one byte at a time, at most four times.
+        var chunk = buffer.readSlice(length: need < 0 ? 1 : min(need, buffer.readableBytes))!
+        partial.writeBuffer(&chunk)
+    }
+}
+
+/// Keeps the unread tail of a read buffer in a buffer of its own (not the whole read buffer).
+func savePartialPacket(_ buffer: inout ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+    var rest = allocator.buffer(capacity: max(buffer.readableBytes * 2, 256))
+    rest.writeBuffer(&buffer)
+    return rest
+}
+
 extension ByteBuffer {
     /// Appends a two-byte acknowledgement (PUBACK, PUBREC, PUBREL, PUBCOMP): success, no properties.
     @inline(__always)

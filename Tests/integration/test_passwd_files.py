@@ -4,9 +4,9 @@ Files come from the real /usr/bin/mosquitto_passwd (so midge is checked against 
 `midge passwd` tests, from midge's own tool (so the real mosquitto is checked against midge's output). Those
 tests need a midge binary whose `passwd` subcommand is wired; they are skipped until it is.
 
-Refusal codes differ on purpose: Mosquitto 2.0 refuses a wrong password or an unknown user with
-"not authorised" (3.1.1: 5, 5.0: 0x87); midge's passwd plugin answers "bad user name or password"
-(3.1.1: 4, 5.0: 0x86). A client sending no user name at all is refused with 5 / 0x87 by both.
+Refusal codes: Mosquitto 2.0 refuses a wrong password or an unknown user with "not authorised" (3.1.1: 5,
+5.0: 0x87). Midge answers 3.1.1 clients the same 5, and 5.0 clients 0x86 (bad user name or password), the code
+MQTT 5 has for it. A client sending no user name at all is refused with 5 / 0x87 by both.
 """
 from __future__ import annotations
 

@@ -53,6 +53,8 @@
 ///   none does, the client is refused); a wrong or missing password is refused with "bad user name or
 ///   password"; a database error or a lookup slower than `timeout_ms` refuses with "server unavailable".
 /// - A superuser may do everything.
+/// - An empty `acls` table means no ACL: every client may do everything (as Mosquitto with a password file and
+///   no `acl_file`). The first row switches the ACL on.
 /// - A client's own rows (the `NULL` rows for an anonymous client) play the part of its `user` section in an
 ///   ACL file, the `'*'` rows that of the `pattern` lines. They are checked in this order: own `deny` rows, own
 ///   grants, `'*'` `deny` rows, `'*'` grants; the first row that matches the topic and denies, or grants the
@@ -345,6 +347,11 @@ final class SQLiteStore {
 
     /// The rules for one client: its superuser flag, its own rows (or the NULL rows) and the '*' rows.
     func rules(clientID: String, username: String?) throws -> SQLiteClientRules {
+        // An empty acls table is no ACL at all: everything allowed, as Mosquitto with a password file and no
+        // acl_file. Swapping `password_file` for `plugin sqlite` then changes nothing for clients.
+        var anyRows = false
+        try connection.prepare("SELECT EXISTS (SELECT 1 FROM acls)").query { row in anyRows = row.integer(0) != 0 }
+        if !anyRows { return SQLiteClientRules(superuser: true) }
         var superuser = false
         if let username {
             try findSuperuser.query([.text(username)]) { row in superuser = row.integer(0) != 0 }

@@ -13,7 +13,13 @@ public struct MidgeCommand: AsyncParsableCommand {
         abstract: "Midge, an MQTT 3.1, 3.1.1 and 5.0 broker.",
         discussion: """
             Reads Mosquitto's configuration syntax. Without -c it starts in local only mode: listening on \
-            127.0.0.1 and ::1, port 1883 (or the -p ports), anonymous clients allowed.
+            127.0.0.1 and ::1, port 1883 (or the -p ports), anonymous clients allowed. SIGHUP reloads \
+            password files, ACL files and databases; SIGTERM and SIGINT stop gracefully.
+
+            Administration:
+              midge passwd [-c | -D | -U] [-b] [-H sha512|sha512-pbkdf2] [-I N] FILE USER [PASSWORD]
+              midge users --db FILE init | add [--superuser] USER [PASSWORD] | del USER | list | passwd USER
+              midge acl --db FILE add USER|'*'|--anonymous read|write|readwrite|deny TOPIC | del ID | list
             """,
         version: version
     )

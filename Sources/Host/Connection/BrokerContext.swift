@@ -1,5 +1,6 @@
 import Logging
 import MQTT
+import NIOCore
 
 /// Everything a connection needs from the broker, shared by all connections.
 struct BrokerContext: Sendable {
@@ -7,6 +8,37 @@ struct BrokerContext: Sendable {
     var access: AccessControl
     var connect: ConnectSettings
     var logger: Logger
+    /// State shared by the connections of one event loop.
+    var loops = LoopContexts()
+}
+
+/// What the connections of one event loop share instead of each holding its own: the batch of connections
+/// to wake when a read ends, and scratch space for draining. Touched only on its event loop.
+final class LoopContext {
+    let batch: DeliveryBatch
+    var outgoing: [Session.Outgoing] = []
+
+    init(eventLoop: any EventLoop) {
+        batch = DeliveryBatch(eventLoop: eventLoop)
+    }
+}
+
+/// The `LoopContext` of every event loop of the broker's group, made once at start-up.
+struct LoopContexts: @unchecked Sendable {
+    private var contexts: [ObjectIdentifier: LoopContext] = [:]
+
+    init() {}
+
+    init(group: any EventLoopGroup) {
+        for loop in group.makeIterator() {
+            contexts[ObjectIdentifier(loop)] = LoopContext(eventLoop: loop)
+        }
+    }
+
+    /// The context of `loop` (call on `loop`); a private one for loops outside the group (tests).
+    func context(for loop: any EventLoop) -> LoopContext {
+        contexts[ObjectIdentifier(loop)] ?? LoopContext(eventLoop: loop)
+    }
 }
 
 /// Rules applied to CONNECT and to PUBLISH from clients.

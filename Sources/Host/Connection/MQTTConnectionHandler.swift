@@ -19,11 +19,15 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
 
     private let broker: BrokerContext
     private let facts: ConnectionFacts
-    private var processor: NIOSingleStepByteToMessageProcessor<MQTTDecoder>
+    private var decoder: MQTTDecoder
+    /// The start of a packet that has not fully arrived, copied out of the read buffer so an idle connection
+    /// holds no read buffer.
+    private var partial: ByteBuffer?
     private var state = State.awaitingConnect
     private var context: ChannelHandlerContext!
     private var handle: ConnectionHandle!
-    private var batch: DeliveryBatch!
+    private var loopContext: LoopContext!
+    private var batch: DeliveryBatch { loopContext.batch }
     private var logger: Logger
 
     private var version = ProtocolVersion.v3_1_1
@@ -39,7 +43,6 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     private var needsFlush = false
     private var inRead = false
     private var topicAliases: [UInt16: String] = [:]
-    private var outgoing: [Session.Outgoing] = []
     private var remoteAddress: String?
     /// Kept to check the client again after a reload (secret: never logged).
     private var credentials: Credentials?
@@ -48,14 +51,13 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         self.broker = broker
         self.facts = facts
         self.logger = broker.logger
-        self.processor = NIOSingleStepByteToMessageProcessor(
-            MQTTDecoder(maximumPacketSize: broker.connect.maxPacketSize), maximumBufferSize: nil)
+        self.decoder = MQTTDecoder(maximumPacketSize: broker.connect.maxPacketSize)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.handle = ConnectionHandle(eventLoop: context.eventLoop, handler: self)
-        self.batch = DeliveryBatch(eventLoop: context.eventLoop)
+        self.loopContext = broker.loops.context(for: context.eventLoop)
         if let address = context.channel.remoteAddress {
             remoteAddress = "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
         }
@@ -74,12 +76,22 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard state != .closed else { return }
-        let buffer = unwrapInboundIn(data)
+        var buffer = unwrapInboundIn(data)
+        if var partial {
+            self.partial = nil
+            partial.writeBuffer(&buffer)
+            buffer = partial
+        }
         lastRead = .now()
         inRead = true
         do {
-            try processor.process(buffer: buffer) { packet in
-                try self.receive(packet)
+            while state != .closed, let packet = try decoder.decode(buffer: &buffer) {
+                try receive(packet)
+            }
+            if buffer.readableBytes > 0 && state != .closed {
+                var copy = context.channel.allocator.buffer(capacity: buffer.readableBytes)
+                copy.writeBuffer(&buffer)
+                partial = copy
             }
         } catch {
             fail(error)
@@ -281,9 +293,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
                               listener: facts.listener, remoteAddress: remoteAddress,
                               certificateSubject: facts.certificateSubject)
         client = info
-        logger[metadataKey: "client"] = "\(clientID)"
         state = .authenticating
-        let credentials = Credentials(username: connect.username, password: connect.password,
+        let credentials = Credentials(username: connect.username, password: connect.password?.detached(),
                                       properties: connect.properties)
         self.credentials = credentials
         let access = broker.access
@@ -319,7 +330,12 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             expiry = connect.cleanStart ? 0 : nil
         }
         sessionExpiry = expiry
-        will = connect.will
+        if var kept = connect.will {
+            kept.payload = kept.payload.detached()
+            will = kept
+        } else {
+            will = nil
+        }
         let result = broker.router.connect(
             clientID: clientID, cleanStart: connect.cleanStart, version: version, expiry: expiry, handle: handle,
             receiveMaximum: Int(connect.properties.receiveMaximum ?? UInt16.max),
@@ -352,8 +368,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         send(.connack(ConnAckPacket(sessionPresent: result.sessionPresent, code: 0, properties: properties)))
         scheduleKeepAliveCheck(after: nil)
         // Resend what was in flight, then what queued while the client was away.
-        outgoing.removeAll(keepingCapacity: true)
-        result.session.resendInflight(into: &outgoing)
+        loopContext.outgoing.removeAll(keepingCapacity: true)
+        result.session.resendInflight(into: &loopContext.outgoing)
         writeOutgoing(result.session)
         drainSession()
         flushIfOutsideRead()
@@ -537,9 +553,9 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             }
         }
         while context.channel.isWritable {
-            outgoing.removeAll(keepingCapacity: true)
-            session.takeReady(limit: 256, into: &outgoing, permit: permit)
-            if outgoing.isEmpty { break }
+            loopContext.outgoing.removeAll(keepingCapacity: true)
+            session.takeReady(limit: 256, into: &loopContext.outgoing, permit: permit)
+            if loopContext.outgoing.isEmpty { break }
             writeOutgoing(session)
             wrote = true
         }
@@ -555,10 +571,10 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
 
     /// Encodes `outgoing` into one buffer and writes it.
     private func writeOutgoing(_ session: Session) {
-        guard !outgoing.isEmpty else { return }
+        guard !loopContext.outgoing.isEmpty else { return }
         var buffer = context.channel.allocator.buffer(capacity: 256)
         let maximum = session.maximumPacketSize
-        for item in outgoing {
+        for item in loopContext.outgoing {
             switch item {
             case .pubrel(let id):
                 Packet.ack(AckPacket(type: .pubrel, packetID: id)).write(version: version, to: &buffer)
@@ -585,7 +601,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
                 publish.write(version: version, to: &buffer)
             }
         }
-        outgoing.removeAll(keepingCapacity: true)
+        loopContext.outgoing.removeAll(keepingCapacity: true)
         if buffer.readableBytes > 0 {
             context.write(wrapOutboundOut(buffer), promise: nil)
             needsFlush = true

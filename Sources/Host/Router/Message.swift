@@ -37,14 +37,20 @@ final class Message: Sendable {
         }
     }
 
-    /// The same message with another retain flag.
-    func with(retain: Bool) -> Message {
-        Message(copying: self, retain: retain)
+    /// The same message with its payload in storage of its own (see `ByteBuffer.detached()`).
+    func detachedPayload() -> Message {
+        guard payload.storageCapacity > payload.readableBytes + 256 else { return self }
+        return Message(copying: self, retain: retain, payload: payload.detached())
     }
 
-    private init(copying other: Message, retain: Bool) {
+    /// The same message with another retain flag.
+    func with(retain: Bool) -> Message {
+        Message(copying: self, retain: retain, payload: payload)
+    }
+
+    private init(copying other: Message, retain: Bool, payload: ByteBuffer) {
         topic = other.topic
-        payload = other.payload
+        self.payload = payload
         qos = other.qos
         self.retain = retain
         properties = other.properties
@@ -70,4 +76,13 @@ struct Delivery {
     var retain: Bool
     /// Subscription identifiers of the matching subscriptions (5.0).
     var subscriptionIDs: [Int]
+}
+
+extension ByteBuffer {
+    /// These bytes in storage of their own when they are a small slice of a larger buffer (a read buffer),
+    /// so that keeping them (a retained message, a will, a password) does not keep the whole read buffer.
+    func detached() -> ByteBuffer {
+        guard storageCapacity > readableBytes + 256 else { return self }
+        return ByteBuffer(bytes: readableBytesView)
+    }
 }

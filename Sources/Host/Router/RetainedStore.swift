@@ -44,7 +44,7 @@ final class RetainedStore: @unchecked Sendable {
                 }
             }
             if node.message == nil { count += 1 }
-            node.message = message
+            node.message = message.detachedPayload()
         }
     }
 

@@ -16,7 +16,7 @@ final class Session: @unchecked Sendable {
     private(set) var protocolVersion: ProtocolVersion
     /// Filters this session subscribes to (keys as given, shared ones with their `$share/` prefix).
     private(set) var subscriptions: [String: Subscription] = [:]
-    private var queue = CircularBuffer<Delivery>()
+    private var queue = CircularBuffer<Delivery>(initialCapacity: 1)
     private var queuedBytes = 0
     private var queuedQoS0 = 0
     private var queuedQoS12 = 0

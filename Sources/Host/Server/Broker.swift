@@ -50,6 +50,7 @@ public final class Broker: @unchecked Sendable {
         settings.persistentClientExpiration = config.persistentClientExpiration
         settings.maximumQoS = QoS(rawValue: UInt8(clamping: config.maxQoS)) ?? .exactlyOnce
         self.router = Router(settings: settings, logger: logger)
+        let loops = LoopContexts(group: self.group)
 
         // One chain for all listeners, or one per listener under `per_listener_settings true`.
         var chains: [SecurityKey: (authenticators: [any AuthenticationPlugin], authorizers: [any AuthorizationPlugin])] = [:]
@@ -75,7 +76,8 @@ public final class Broker: @unchecked Sendable {
             connect.maxTopicAlias = listener.maxTopicAlias
             connect.maxInflightMessages = config.maxInflightMessages
             connect.connectionMessages = config.connectionMessages
-            contexts.append(BrokerContext(router: router, access: access, connect: connect, logger: logger))
+            contexts.append(BrokerContext(router: router, access: access, connect: connect, logger: logger,
+                                          loops: loops))
 
             if let mount = listener.mountPoint {
                 throw ConfigError(file: listener.file, line: listener.line,

@@ -15,11 +15,41 @@ struct BrokerContext: Sendable {
 /// What the connections of one event loop share instead of each holding its own: the batch of connections
 /// to wake when a read ends, and scratch space for draining. Touched only on its event loop.
 final class LoopContext {
+    let eventLoop: any EventLoop
     let batch: DeliveryBatch
     var outgoing: [Session.Outgoing] = []
+    /// Connections with a keep-alive deadline, checked by one timer per event loop instead of one scheduled
+    /// task per connection (which costs every idle connection a few hundred bytes).
+    private var watched: [ObjectIdentifier: MQTTConnectionHandler] = [:]
+    private var tick: RepeatedTask?
+    static let tickInterval = TimeAmount.milliseconds(250)
 
     init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
         batch = DeliveryBatch(eventLoop: eventLoop)
+    }
+
+    func watch(_ handler: MQTTConnectionHandler) {
+        watched[ObjectIdentifier(handler)] = handler
+        if tick == nil {
+            let bound = NIOLoopBound(self, eventLoop: eventLoop)
+            tick = eventLoop.scheduleRepeatedTask(initialDelay: Self.tickInterval, delay: Self.tickInterval) { _ in
+                bound.value.checkDeadlines()
+            }
+        }
+    }
+
+    func unwatch(_ handler: MQTTConnectionHandler) {
+        watched[ObjectIdentifier(handler)] = nil
+    }
+
+    private func checkDeadlines() {
+        let now = NIODeadline.now()
+        var expired: [MQTTConnectionHandler] = []
+        for handler in watched.values where handler.keepAliveExpired(now: now) {
+            expired.append(handler)
+        }
+        for handler in expired { handler.keepAliveTimedOut() }
     }
 }
 

@@ -37,7 +37,9 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     private var sessionExpiry: UInt32?
     private var keepAlive: Int64 = 0
     private var lastRead = NIODeadline.now()
-    private var keepAliveTask: Scheduled<Void>?
+    /// How long the connection may stay silent (1.5 times the keep alive; a grace period before CONNECT);
+    /// nil for none.
+    private var keepAliveWindow: TimeAmount?
     /// Packets that arrived while authentication was pending.
     private var pending: [Packet] = []
     private var needsFlush = false
@@ -62,7 +64,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             remoteAddress = "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
         }
         // A client gets as long as a keep alive of 60 s would allow to send CONNECT.
-        scheduleKeepAliveCheck(after: .seconds(90))
+        keepAliveWindow = .seconds(90)
+        loopContext.watch(self)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -123,8 +126,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         batch.flush()
-        keepAliveTask?.cancel()
-        keepAliveTask = nil
+        loopContext.unwatch(self)
         finishSession()
         state = .closed
         handle.release()
@@ -150,7 +152,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     /// After a reload: authenticates the client again with the credentials it connected with, and closes
     /// the connection if they are no longer accepted (as Mosquitto does); reloads its authorization rules.
     func revalidate() {
-        guard state == .connected, let client, let credentials else { return }
+        guard state == .connected, let client else { return }
+        let credentials = self.credentials ?? Credentials(username: client.username, password: nil)
         let access = broker.access
         let loop = context.eventLoop
         access.authenticate(client: client, credentials: credentials, on: loop)
@@ -296,7 +299,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         state = .authenticating
         let credentials = Credentials(username: connect.username, password: connect.password?.detached(),
                                       properties: connect.properties)
-        self.credentials = credentials
+        if !broker.access.authenticators.isEmpty { self.credentials = credentials }
         let access = broker.access
         let loop = context.eventLoop
         access.authenticate(client: info, credentials: credentials, on: loop)
@@ -366,7 +369,12 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             if router.maximumQoS != .exactlyOnce { properties.append(.maximumQoS(router.maximumQoS.rawValue)) }
         }
         send(.connack(ConnAckPacket(sessionPresent: result.sessionPresent, code: 0, properties: properties)))
-        scheduleKeepAliveCheck(after: nil)
+        if keepAlive > 0 {
+            keepAliveWindow = .milliseconds(keepAlive * 1500)
+        } else {
+            keepAliveWindow = nil
+            loopContext.unwatch(self)
+        }
         // Resend what was in flight, then what queued while the client was away.
         loopContext.outgoing.removeAll(keepingCapacity: true)
         result.session.resendInflight(into: &loopContext.outgoing)
@@ -650,7 +658,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
 
     private func close() {
         guard state != .closed else { return }
-        keepAliveTask?.cancel()
+        loopContext.unwatch(self)
         finishSession()
         state = .closed
         // What this connection routed must reach its subscribers even though no read-complete follows.
@@ -664,37 +672,20 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
 
     // MARK: Keep alive
 
-    /// Schedules the keep-alive check: 1.5 times the keep alive after the last packet (or `initial` before
-    /// CONNECT).
-    private func scheduleKeepAliveCheck(after initial: TimeAmount?) {
-        keepAliveTask?.cancel()
-        keepAliveTask = nil
-        let window: TimeAmount
-        if let initial {
-            window = initial
-        } else {
-            guard keepAlive > 0 else { return }
-            window = .milliseconds(keepAlive * 1500)
-        }
-        let deadline = lastRead + window
-        keepAliveTask = context.eventLoop.scheduleTask(deadline: deadline) { [weak self] in
-            self?.checkKeepAlive(window: window)
-        }
+    /// Whether the client has been silent longer than its keep-alive window allows.
+    func keepAliveExpired(now: NIODeadline) -> Bool {
+        guard let keepAliveWindow, state != .closed else { return false }
+        return now - lastRead >= keepAliveWindow
     }
 
-    private func checkKeepAlive(window: TimeAmount) {
+    /// Closes a connection that stayed silent too long (its will is published).
+    func keepAliveTimedOut() {
         guard state != .closed else { return }
-        if NIODeadline.now() - lastRead >= window {
-            logger.notice("Client \(clientName) has exceeded timeout, disconnecting.")
-            if version == .v5 && state == .connected {
-                send(.disconnect(DisconnectPacket(reasonCode: .keepAliveTimeout)))
-            }
-            close()
-        } else {
-            keepAliveTask = context.eventLoop.scheduleTask(deadline: lastRead + window) { [weak self] in
-                self?.checkKeepAlive(window: window)
-            }
+        logger.notice("Client \(clientName) has exceeded timeout, disconnecting.")
+        if version == .v5 && state == .connected {
+            send(.disconnect(DisconnectPacket(reasonCode: .keepAliveTimeout)))
         }
+        close()
     }
 }
 

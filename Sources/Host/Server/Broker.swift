@@ -8,11 +8,13 @@ import PasswordFilePlugin
 import PluginAPI
 import SQLitePlugin
 import TCPPlugin
+import TLSPlugin
 
 /// The built-in plugins, by registry name. Adding a plugin is a new target plus one line here.
 public enum BuiltInPlugins {
     public static let registry = PluginRegistry([
         TCPTransport.descriptor,
+        TLSTransport.descriptor,
         PasswordFilePlugin.descriptor,
         ACLFilePlugin.descriptor,
         SQLitePlugin.descriptor,
@@ -88,10 +90,6 @@ public final class Broker: @unchecked Sendable {
                                   message: "listener \(listener.port): bind_interface \(device) is not supported yet")
             }
             connect.useUsernameAsClientID = listener.useUsernameAsClientID
-            if !listener.tls.isEmpty {
-                throw ConfigError(file: listener.file, line: listener.line,
-                                  message: "listener \(listener.port): TLS listeners are not supported yet")
-            }
             if listener.protocolName != "mqtt" {
                 throw ConfigError(file: listener.file, line: listener.line,
                                   message: "listener \(listener.port): protocol \(listener.protocolName) is not supported yet")
@@ -103,7 +101,17 @@ public final class Broker: @unchecked Sendable {
                 ("set_tcp_nodelay", config.setTCPNoDelay ? "true" : "false", nil),
                 ("name", String(listener.port), nil),
             ])
-            let transport = try TCPTransport(options: &options)
+            let transport: any TransportPlugin
+            if listener.tls.isEmpty {
+                transport = try TCPTransport(options: &options)
+            } else {
+                // `bindAddress` nil: IPv6 and IPv4, falling back to IPv4 inside the transport (never to plain TCP).
+                transport = try TLSTransport(
+                    port: listener.port,
+                    bindAddress: listener.bindAddress ?? (listener.socketDomain == nil ? nil : anyAddress),
+                    noDelay: config.setTCPNoDelay, name: String(listener.port), directives: listener.tls,
+                    origin: PluginOptions.Origin(file: listener.file, line: listener.line), logger: logger)
+            }
             transports.append((transport, listener))
         }
     }
@@ -188,7 +196,7 @@ public final class Broker: @unchecked Sendable {
                 ports.append(port)
                 logger.notice("Opening \(listener.bindAddress ?? "all interfaces") listen socket on port \(port).")
             } catch {
-                if listener.bindAddress == nil,
+                if listener.bindAddress == nil, listener.tls.isEmpty,
                    let fallback = try? await bindIPv4(transport: listener, initializer: initializer) {
                     ports.append(fallback)
                     continue

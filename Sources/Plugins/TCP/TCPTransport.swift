@@ -34,6 +34,10 @@ public final class TCPTransport: TransportPlugin, @unchecked Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: noDelay ? 1 : 0)
             .childChannelOption(.maxMessagesPerRead, value: 16)
+            // Each channel keeps its receive buffer between reads: start small, so an idle client costs
+            // 256 bytes here instead of 2 KiB; a busy one grows it (up to 64 KiB) after full reads.
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256,
+                                                                                       maximum: 65536))
             .childChannelInitializer { channel in initializer(channel, facts) }
         let channel = try await bootstrap.bind(host: host, port: port).get()
         self.channel = channel

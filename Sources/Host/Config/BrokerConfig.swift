@@ -201,6 +201,8 @@ public struct BrokerConfig: Sendable, Equatable {
     public var retainAvailable = true
     public var upgradeOutgoingQoS = false
     public var setTCPNoDelay = false
+    /// Midge only (`generate_certificates`): create missing TLS certificates at start-up.
+    public var generateCertificates = false
     /// Seconds between $SYS updates; 0 = no $SYS.
     public var sysInterval = 10
     /// Connection limit given to the loopback listeners of local-only mode and of `-p`.

@@ -50,6 +50,7 @@ import Foundation
 /// | `include_dir` | Supported (main file only; in an included file it is ignored with a warning, as mosquitto ignores it). |
 /// | `log_dest` (`stdout`, `stderr`, `syslog`, `topic`, `file PATH`, `none`), `log_type`, `log_timestamp`, `log_timestamp_format`, `connection_messages` | Supported. `log_dest dlt`: warning, not implemented. |
 /// | `max_inflight_messages`, `max_inflight_bytes`, `max_queued_messages`, `max_queued_bytes`, `queue_qos0_messages`, `max_keepalive`, `max_packet_size`, `message_size_limit`, `persistent_client_expiration`, `retain_available`, `upgrade_outgoing_qos`, `set_tcp_nodelay`, `sys_interval`, `user`, `pid_file` | Supported. |
+/// | `generate_certificates true` (Midge only) | Generates a CA and a server certificate for TLS listeners whose `certfile` and `keyfile` are both missing. |
 /// | `persistence` / `retained_persistence` | `false`: accepted. `true`: **error**, persistence is not supported yet (data would silently be lost on restart). |
 /// | `persistence_file`, `persistence_location`, `autosave_interval`, `autosave_on_changes` | Warning: accepted but not implemented (no effect without persistence). |
 /// | `connection` and every bridge option (`address`, `topic`, `bridge_*`, `remote_*`, `local_*`, `cleansession`, `keepalive_interval`, `notifications*`, `restart_timeout`, `start_type`, `threshold`, `try_private`, `round_robin`, `idle_timeout`, `clientid`, `username`, `password`, ...) | **Error**: bridges are not supported yet. |
@@ -675,6 +676,10 @@ private struct ConfigFileParser {
 
         case "set_tcp_nodelay":
             config.setTCPNoDelay = try bool(directive, value, location)
+        case "generate_certificates":
+            // Midge only: create a CA and a server certificate for TLS listeners whose certfile and keyfile
+            // do not exist yet (the default deployment). Never overwrites.
+            config.generateCertificates = try bool(directive, value, location)
 
         case "sys_interval":
             config.sysInterval = try int(directive, value, location, 0...65535)

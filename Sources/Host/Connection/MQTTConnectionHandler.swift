@@ -68,6 +68,12 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         loopContext.watch(self)
     }
 
+    /// Breaks the handler <-> context cycle: without this every closed connection stays in memory.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        loopContext.unwatch(self)
+        self.context = nil
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         if broker.connect.connectionMessages {
             logger.notice("New connection from \(remoteAddress ?? "?") on port \(facts.listener).")

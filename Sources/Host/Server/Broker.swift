@@ -206,8 +206,28 @@ public final class Broker: @unchecked Sendable {
             }
         }
         boundPorts = ports
+        await warnAboutDefaultCredentials()
         sweepTask = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [router] _ in
             router.sweepExpiredSessions()
+        }
+    }
+
+    /// The default deployment ships the user admin with the password admin: say so loudly while it works.
+    private func warnAboutDefaultCredentials() async {
+        let loop = group.next()
+        var seen = Set<ObjectIdentifier>()
+        for context in contexts where !context.access.authenticators.isEmpty {
+            guard let first = context.access.authenticators.first, seen.insert(ObjectIdentifier(first)).inserted else { continue }
+            let probe = ClientInfo(clientID: "midge-default-credentials-check", username: "admin",
+                                   protocolVersion: .v3_1_1, listener: "self-check")
+            let credentials = Credentials(username: "admin", password: ByteBuffer(string: "admin"))
+            let quiet = AccessControl(authenticators: context.access.authenticators, authorizers: [],
+                                      allowAnonymous: false, logger: Logger(label: "midge.self-check",
+                                                                            factory: { _ in SwiftLogNoOpLogHandler() }))
+            if case .allow? = try? await quiet.authenticate(client: probe, credentials: credentials, on: loop).get() {
+                logger.warning("The user admin still has the default password admin. Change it: midge passwd <password_file> admin (then send SIGHUP), or mount your own password file.")
+                return
+            }
         }
     }
 

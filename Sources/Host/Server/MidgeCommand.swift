@@ -27,6 +27,10 @@ public struct MidgeCommand: AsyncParsableCommand {
     @Option(name: [.customShort("c"), .customLong("config-file")], help: "Load the configuration from FILE.")
     var configFile: String?
 
+    @Option(name: .customLong("config-dir"),
+            help: "The directory of the default deployment: loads DIR/plugins.conf when -c is not given. Also MIDGE_CONFIG_DIR.")
+    var configDirectory: String?
+
     @Option(name: [.customShort("p"), .customLong("port")],
             help: "Listen on PORT (local only mode; ignored when the configuration defines listeners). Repeatable.")
     var ports: [Int] = []
@@ -50,8 +54,8 @@ public struct MidgeCommand: AsyncParsableCommand {
     public func execute() async throws {
         var config: BrokerConfig
         do {
-            if let configFile {
-                config = try ConfigParser.load(path: configFile)
+            if let path = configFile ?? Self.defaultConfigFile(directory: configDirectory) {
+                config = try ConfigParser.load(path: path)
             } else {
                 config = BrokerConfig()
             }
@@ -81,7 +85,9 @@ public struct MidgeCommand: AsyncParsableCommand {
             throw ExitCode(3)
         }
         logger.notice("midge version \(Self.version) starting")
-        if let configFile { logger.notice("Config loaded from \(configFile).") }
+        if let path = configFile ?? Self.defaultConfigFile(directory: configDirectory) {
+            logger.notice("Config loaded from \(path).")
+        }
         let service = BrokerService(broker: broker, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: service)],
@@ -94,6 +100,13 @@ public struct MidgeCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         logger.notice("midge version \(Self.version) terminating")
+    }
+
+    /// `DIR/plugins.conf` for `--config-dir DIR` or `MIDGE_CONFIG_DIR=DIR`; nil when neither is set.
+    static func defaultConfigFile(directory: String?) -> String? {
+        guard let directory = directory ?? ProcessInfo.processInfo.environment["MIDGE_CONFIG_DIR"],
+              !directory.isEmpty else { return nil }
+        return (directory as NSString).appendingPathComponent("plugins.conf")
     }
 
     /// Settings the config accepts that this build does not act on yet: said at start-up, never ignored
@@ -131,7 +144,9 @@ public struct MidgeCommand: AsyncParsableCommand {
         }
         let sink = MidgeLogHandler.Sink(handles: handles, timestamps: config.logTimestamp)
         let levels = MidgeLogHandler.levels(for: config.logTypes, verbose: verbose)
-        return Logger(label: "midge") { _ in MidgeLogHandler(sink: sink, enabled: levels) }
+        // Every logger of the process (plugins' included) writes the same way.
+        LoggingSystem.bootstrap { _ in MidgeLogHandler(sink: sink, enabled: levels) }
+        return Logger(label: "midge")
     }
 }
 

@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // The wire protocol only: packets, properties, reason codes, codec, topic rules.
@@ -48,8 +49,30 @@ let package = Package(
             path: "Sources/Plugins/TCP",
             swiftSettings: upcoming
         ),
-        // System libraries: OpenSSL's libcrypto (password hashing) and SQLite.
+        // System libraries: OpenSSL's libcrypto (password hashing, certificates) and SQLite.
         .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", providers: [.apt(["libssl-dev"])]),
+        // The `tls` transport (NIOSSL, i.e. BoringSSL) and per-instance certificate generation (libcrypto).
+        .target(
+            name: "TLSCipherCheck",
+            dependencies: [.product(name: "NIOSSL", package: "swift-nio-ssl")],
+            path: "Sources/Plugins/TLS/CipherCheck",
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "TLSPlugin",
+            dependencies: [
+                "PluginAPI", "CCrypto", "TLSCipherCheck",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Plugins/TLS",
+            exclude: ["CipherCheck"],
+            swiftSettings: upcoming
+        ),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .target(
             name: "PasswordFilePlugin",
@@ -77,7 +100,7 @@ let package = Package(
         .target(
             name: "Host",
             dependencies: [
-                "MQTT", "PluginAPI", "TCPPlugin", "PasswordFilePlugin", "ACLFilePlugin", "SQLitePlugin",
+                "MQTT", "PluginAPI", "TCPPlugin", "TLSPlugin", "PasswordFilePlugin", "ACLFilePlugin", "SQLitePlugin",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -116,9 +139,10 @@ let package = Package(
         .testTarget(
             name: "PluginTests",
             dependencies: [
-                "PluginAPI", "PasswordFilePlugin", "ACLFilePlugin", "SQLitePlugin", "MQTT",
+                "PluginAPI", "PasswordFilePlugin", "ACLFilePlugin", "SQLitePlugin", "TLSPlugin", "MQTT",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: upcoming
         ),

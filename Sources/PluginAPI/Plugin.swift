@@ -74,13 +74,42 @@ public typealias ConnectionInitializer = @Sendable (any Channel, ConnectionFacts
 public struct ConnectionFacts: Sendable {
     /// The listener's name, as it appears in logs and `ClientInfo.listener`.
     public var listener: String
-    /// The TLS peer certificate's subject, when there is one.
+    /// The TLS peer certificate's subject, when there is one, in RFC 2253 form as Mosquitto prints it for
+    /// `use_subject_as_username` (most specific part first: `CN=alice,O=Example,C=GB`).
     public var certificateSubject: String?
+    /// The TLS peer certificate's first common name (CN), when it has one without an embedded NUL.
+    public var certificateCommonName: String?
+    /// Set when the listener names clients by their certificate (`use_identity_as_username` or
+    /// `use_subject_as_username`). Mosquitto then ignores the CONNECT's user name and password, uses
+    /// `certificateUsername` instead, refuses a client without one (bad user name or password) and treats it
+    /// as authenticated without asking the password check; ACLs still apply to that user name.
+    public var usernameFromCertificate: CertificateUsername?
 
-    public init(listener: String, certificateSubject: String? = nil) {
+    public init(listener: String, certificateSubject: String? = nil, certificateCommonName: String? = nil,
+                usernameFromCertificate: CertificateUsername? = nil) {
         self.listener = listener
         self.certificateSubject = certificateSubject
+        self.certificateCommonName = certificateCommonName
+        self.usernameFromCertificate = usernameFromCertificate
     }
+
+    /// The user name the certificate gives under `usernameFromCertificate`, or nil (none configured, or the
+    /// client presented no usable certificate).
+    public var certificateUsername: String? {
+        switch usernameFromCertificate {
+        case .commonName: return certificateCommonName
+        case .subject: return certificateSubject
+        case nil: return nil
+        }
+    }
+}
+
+/// Which part of a client certificate a TLS listener uses as the user name.
+public enum CertificateUsername: String, Sendable, Hashable {
+    /// `use_identity_as_username true`: the common name (CN).
+    case commonName
+    /// `use_subject_as_username true`: the whole subject, RFC 2253.
+    case subject
 }
 
 /// What a plugin gets at creation besides its options.

@@ -25,14 +25,20 @@ struct MidgeBench: ParsableCommand {
             Scenarios:
               fan-in         N publishers (bench/<i>) -> 1 subscriber on bench/#
               fan-out        1 publisher (bench/fanout) -> N subscribers
-              pairs          N publisher/subscriber pairs, each on its own topic
-              latency        N pairs at a fixed total rate (--rate), send time in the payload, p50/p99/p99.9
-              connect-storm  N workers: TCP connect, CONNECT, CONNACK, DISCONNECT, again; cycles per second
-              idle           open --connections idle connections; broker RSS per connection (--broker-pid),
-                             or with --floor a bare NIO server's RSS per channel
-            Every run prints one JSON line and one human line. The headline figure is messages delivered per
-            second to subscribers over the measured window (after --warmup); gen_cpu_pct is this process's CPU
-            (user+sys) over that window, 100 = one core: near 100 x --threads the generator is the bottleneck.
+              pairs          N publisher/subscriber pairs, one topic each
+              latency        N pairs at a fixed total --rate; send time in the
+                             payload; p50/p99/p99.9 in microseconds
+              connect-storm  N workers: connect, CONNECT, CONNACK,
+                             DISCONNECT, again; cycles per second
+              idle           hold --connections idle connections; broker RSS
+                             per connection (--broker-pid), or with --floor a
+                             bare NIO server's RSS per channel
+
+            Prints one JSON line and one human line. The headline figure is
+            messages delivered per second to subscribers over the measured
+            window (after --warmup). gen_cpu_pct is this process's CPU over
+            that window (100 = one core): near 100 x --threads, the generator
+            is the bottleneck. --sink measures the generator's own ceiling.
             """
     )
 

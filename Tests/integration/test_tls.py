@@ -234,8 +234,6 @@ def identity_args(pki: Path, who: str) -> tuple[str, ...]:
     return ("--cafile", str(pki / "ca.crt"), "--cert", str(pki / f"{who}.crt"), "--key", str(pki / f"{who}.key"))
 
 
-@pytest.mark.xfail(BROKER_KIND == "midge", strict=True,
-                   reason="the host does not use ConnectionFacts.certificateUsername yet")
 def test_client_certificate_identity_is_the_username(broker, pki):
     _, tls = client_cert_broker(broker, pki)
     topic = f"alice/{unique('t')}"

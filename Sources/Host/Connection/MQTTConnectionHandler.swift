@@ -266,8 +266,20 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     private func handleConnect(_ connect: ConnectPacket) {
         version = connect.protocolVersion
         let settings = broker.connect
+        // use_identity_as_username / use_subject_as_username: the certificate names the user, and the CONNECT's
+        // user name and password are ignored (as Mosquitto does).
+        var username = connect.username
+        var password = connect.password
+        if facts.usernameFromCertificate != nil {
+            guard let identity = facts.certificateUsername else {
+                refuseConnect(.badUserNameOrPassword, why: "the client certificate gives no user name")
+                return
+            }
+            username = identity
+            password = nil
+        }
         var clientID = connect.clientID
-        if settings.useUsernameAsClientID, let username = connect.username { clientID = username }
+        if settings.useUsernameAsClientID, let username { clientID = username }
         var assigned = false
         if clientID.isEmpty {
             let refuse: Bool
@@ -298,17 +310,19 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             return
         }
         keepAlive = Int64(serverKeepAlive ?? connect.keepAlive)
-        let info = ClientInfo(clientID: clientID, username: connect.username, protocolVersion: version,
+        let info = ClientInfo(clientID: clientID, username: username, protocolVersion: version,
                               listener: facts.listener, remoteAddress: remoteAddress,
                               certificateSubject: facts.certificateSubject)
         client = info
         state = .authenticating
-        let credentials = Credentials(username: connect.username, password: connect.password?.detached(),
+        let credentials = Credentials(username: username, password: password?.detached(),
                                       properties: connect.properties)
         if !broker.access.authenticators.isEmpty { self.credentials = credentials }
         let access = broker.access
         let loop = context.eventLoop
-        access.authenticate(client: info, credentials: credentials, on: loop)
+        let verified = facts.usernameFromCertificate != nil
+        (verified ? loop.makeSucceededFuture(Decision.allow)
+                  : access.authenticate(client: info, credentials: credentials, on: loop))
             .flatMap { decision -> EventLoopFuture<Decision> in
                 guard case .allow = decision else { return loop.makeSucceededFuture(decision) }
                 return access.prepare(client: info, on: loop).map { decision }

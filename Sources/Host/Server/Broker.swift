@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import MQTT
@@ -56,7 +57,9 @@ public final class Broker: @unchecked Sendable {
 
         // One chain for all listeners, or one per listener under `per_listener_settings true`.
         var chains: [SecurityKey: (authenticators: [any AuthenticationPlugin], authorizers: [any AuthorizationPlugin])] = [:]
-        for listener in config.effectiveListeners {
+        for configured in config.effectiveListeners {
+            let listener = config.generateCertificates ? try Self.withGeneratedCertificates(configured, logger: logger)
+                                                       : configured
             let security = config.security(for: listener)
             let key = config.perListenerSettings ? SecurityKey.listener(listener.file, listener.line, listener.port)
                                                   : .global
@@ -162,12 +165,43 @@ public final class Broker: @unchecked Sendable {
         return (plugins, authenticators, authorizers)
     }
 
+    /// `generate_certificates true`: a TLS listener whose certfile and keyfile are both missing gets a CA and
+    /// a server certificate made for this instance, in the directory of its certfile, or, when that directory
+    /// is read-only (a mounted ConfigMap), in `MIDGE_STATE_DIR` (default `$TMPDIR/midge-state`). Existing
+    /// files are never replaced.
+    static func withGeneratedCertificates(_ listener: ListenerConfig, logger: Logger) throws -> ListenerConfig {
+        guard let certfile = listener.tls["certfile"], let keyfile = listener.tls["keyfile"] else { return listener }
+        let manager = FileManager.default
+        guard !manager.fileExists(atPath: certfile) && !manager.fileExists(atPath: keyfile) else { return listener }
+        let environment = ProcessInfo.processInfo.environment
+        let fallback = environment["MIDGE_STATE_DIR"]
+            ?? ((environment["TMPDIR"] ?? "/tmp") as NSString).appendingPathComponent("midge-state")
+        let files: DefaultCertificates.Files
+        do {
+            files = try DefaultCertificates.ensure(directory: directoryOf(certfile), writableFallback: fallback)
+        } catch {
+            throw ConfigError(file: listener.file, line: listener.line,
+                              message: "listener \(listener.port): cannot generate certificates: \(error)")
+        }
+        var updated = listener
+        updated.tls["certfile"] = files.serverCertificate
+        updated.tls["keyfile"] = files.serverKey
+        if files.generated {
+            logger.notice("Generated a CA and a server certificate for this instance in \(files.directory)\(files.usedFallback ? " (\(directoryOf(certfile)) is read-only)" : ""); names: \(files.names.joined(separator: ", ")).")
+        }
+        if let ca = files.caCertificate {
+            logger.notice("Clients verify the TLS listener on port \(listener.port) with the CA certificate \(ca).")
+        }
+        return updated
+    }
+
     /// SIGHUP: every reloadable plugin re-reads its files or database (all or nothing, each on its own);
     /// then connected clients are checked again and those no longer accepted are disconnected.
     public func reload() async {
         var failures = 0
-        for plugin in plugins {
-            guard let reloadable = plugin as? any ReloadablePlugin else { continue }
+        let reloadables = plugins.compactMap { $0 as? any ReloadablePlugin }
+            + transports.compactMap { $0.0 as? any ReloadablePlugin }
+        for reloadable in reloadables {
             do {
                 try await reloadable.reload()
             } catch {

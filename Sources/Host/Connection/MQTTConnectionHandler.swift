@@ -23,6 +23,9 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     /// The start of a packet that has not fully arrived, copied out of the read buffer so an idle connection
     /// holds no read buffer.
     private var partial: ByteBuffer?
+    /// True while a congested subscriber asked this publisher to wait.
+    private var readingPaused = false
+    private var pauseTimer: Scheduled<Void>?
     private var state = State.awaitingConnect
     private var context: ChannelHandlerContext!
     private var handle: ConnectionHandle!
@@ -71,6 +74,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     /// Breaks the handler <-> context cycle: without this every closed connection stays in memory.
     func handlerRemoved(context: ChannelHandlerContext) {
         loopContext.unwatch(self)
+        pauseTimer?.cancel()
+        pauseTimer = nil
         self.context = nil
     }
 
@@ -93,9 +98,21 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         }
         lastRead = .now()
         inRead = true
+        process(&buffer)
+    }
+
+    /// Decodes and handles packets until the buffer holds no whole packet, or a subscriber this connection
+    /// publishes to is congested: then the rest waits (reading pauses) until that subscriber drains.
+    private func process(_ buffer: inout ByteBuffer) {
+        batch.publisher = handle
+        defer { batch.publisher = nil }
         do {
-            while state != .closed, let packet = try decoder.decode(buffer: &buffer) {
+            while state != .closed && !readingPaused, let packet = try decoder.decode(buffer: &buffer) {
                 try receive(packet)
+                if batch.congested {
+                    batch.congested = false
+                    pauseReading()
+                }
             }
             if buffer.readableBytes > 0 && state != .closed {
                 var copy = context.channel.allocator.buffer(capacity: buffer.readableBytes)
@@ -105,6 +122,36 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         } catch {
             fail(error)
         }
+    }
+
+    // MARK: Flow control
+
+    /// Stops reading from this client: a subscriber it publishes to has a backlog. Resumed when that backlog
+    /// drains, or after at most `pauseLimit` (so two clients publishing to each other cannot stall forever).
+    private func pauseReading() {
+        guard !readingPaused else { return }
+        readingPaused = true
+        context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        pauseTimer = context.eventLoop.scheduleTask(in: Self.pauseLimit) { [weak self] in self?.resumeReading() }
+    }
+
+    static let pauseLimit = TimeAmount.milliseconds(50)
+
+    /// Reads again: first what was left of the last read, then from the socket.
+    func resumeReading() {
+        guard readingPaused, state != .closed, let context else { return }
+        readingPaused = false
+        pauseTimer?.cancel()
+        pauseTimer = nil
+        if var pending = partial {
+            partial = nil
+            inRead = true
+            process(&pending)
+            channelReadComplete(context: context)
+        }
+        guard !readingPaused, state != .closed else { return }
+        context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+        context.read()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -582,7 +629,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         }
         while context.channel.isWritable {
             loopContext.outgoing.removeAll(keepingCapacity: true)
-            session.takeReady(limit: 256, into: &loopContext.outgoing, permit: permit)
+            let resumable = session.takeReady(limit: 256, into: &loopContext.outgoing, permit: permit)
+            for publisher in resumable { publisher.resumeReading() }
             if loopContext.outgoing.isEmpty { break }
             writeOutgoing(session)
             wrote = true

@@ -154,13 +154,16 @@ final class Router: @unchecked Sendable {
         let retainFlag = retain || (options.retainAsPublished && message.retain)
         let delivery = Delivery(message: message, qos: qos, retain: retainFlag,
                                 subscriptionIDs: target.identifiers)
-        switch session.enqueue(delivery) {
-        case .queued:
+        switch session.enqueue(delivery, publisher: batch?.publisher) {
+        case .queued(let congested):
+            if congested { batch?.congested = true }
             return true
-        case .wake(let handle):
+        case .wake(let handle, let congested):
+            if congested { batch?.congested = true }
             if let batch { batch.wake(handle) } else { handle.wakeSoon() }
             return true
-        case .dropped(let reason):
+        case .dropped(let reason, let congested):
+            if congested { batch?.congested = true }
             stats.droppedMessages.withLockedValue { $0 += 1 }
             let count = session.dropped
             if count == 1 || count % 1000 == 0 {
@@ -181,6 +184,10 @@ final class BrokerStats: Sendable {
 /// handed to their event loop in one task per loop.
 final class DeliveryBatch {
     private let eventLoop: any EventLoop
+    /// The connection whose packets are being routed, so a congested session can ask it to pause.
+    var publisher: ConnectionHandle?
+    /// Set when a target session is congested: the publisher should stop reading for a while.
+    var congested = false
     private var local: [ConnectionHandle] = []
     private var remote: [ObjectIdentifier: (loop: any EventLoop, handles: [ConnectionHandle])] = [:]
 
@@ -250,6 +257,11 @@ final class ConnectionHandle: @unchecked Sendable {
     /// Checks the client's credentials again (after a reload).
     func revalidate() {
         eventLoop.execute { self.handler?.revalidate() }
+    }
+
+    /// Lets a paused publisher read again (from any thread).
+    func resumeReading() {
+        eventLoop.execute { self.handler?.resumeReading() }
     }
 
     /// Closes the connection because another one took its client id over.

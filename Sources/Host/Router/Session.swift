@@ -21,6 +21,9 @@ final class Session: @unchecked Sendable {
     private var queuedQoS0 = 0
     private var queuedQoS12 = 0
     private var outputBlocked = false
+    /// Publishers told to stop reading because this session's backlog passed the congestion mark; resumed
+    /// when it drains below half of that (or by their own fallback timer).
+    private var pausedPublishers: [ObjectIdentifier: ConnectionHandle] = [:]
     private var inflight: [UInt16: Inflight] = [:]
     private var inflightOrder: [UInt16] = []
     private var nextPacketID: UInt16 = 1
@@ -71,14 +74,16 @@ final class Session: @unchecked Sendable {
 
     /// Detaches `handle` if it still owns the session. Returns false if another connection took over.
     func detach(_ handle: ConnectionHandle, expiry: UInt32?) -> Bool {
-        lock.withLock {
-            guard connection === handle else { return false }
+        let (detached, paused): (Bool, [ConnectionHandle]) = lock.withLock {
+            guard connection === handle else { return (false, []) }
             connection = nil
             expiryInterval = expiry
             disconnectedAt = .now()
             wakePending = false
-            return true
+            return (true, releasablePublishers(force: true))
         }
+        for publisher in paused { publisher.resumeReading() }
+        return detached
     }
 
     var isConnected: Bool { lock.withLock { connection != nil } }
@@ -101,10 +106,12 @@ final class Session: @unchecked Sendable {
     // MARK: Outgoing messages
 
     enum EnqueueResult {
-        case queued
+        /// Queued; `congested`: the publisher should pause reading until this session drains.
+        case queued(congested: Bool)
         /// Queued, and the owning connection must be woken to drain.
-        case wake(ConnectionHandle)
-        case dropped(reason: String)
+        case wake(ConnectionHandle, congested: Bool)
+        /// Not queued (a limit was reached); `congested` as for `queued`.
+        case dropped(reason: String, congested: Bool)
     }
 
     /// Queues a delivery for this session (any thread).
@@ -113,17 +120,17 @@ final class Session: @unchecked Sendable {
     /// in flight, not queued; `max_queued_messages` / `max_queued_bytes` bound what waits beyond the window
     /// (and, for an offline client, everything). QoS 0 for a connected client is sent at once, unless its
     /// socket is backed up: then at most `max_queued_messages` of them wait.
-    func enqueue(_ delivery: Delivery) -> EnqueueResult {
+    func enqueue(_ delivery: Delivery, publisher: ConnectionHandle? = nil) -> EnqueueResult {
         lock.withLock {
             let online = connection != nil
             if delivery.qos == .atMostOnce {
                 if !online && !limits.queueQoS0Offline {
-                    return .dropped(reason: "QoS 0 message for an offline client")
+                    return .dropped(reason: "QoS 0 message for an offline client", congested: false)
                 }
                 if !online || outputBlocked {
                     if let reason = overLimit(waiting: queuedQoS0 + (online ? 0 : queuedQoS12), bytes: queuedBytes) {
                         dropped += 1
-                        return .dropped(reason: reason)
+                        return .dropped(reason: reason, congested: pause(publisher))
                     }
                 }
             } else {
@@ -131,18 +138,61 @@ final class Session: @unchecked Sendable {
                 if queuedQoS12 >= room,
                    let reason = overLimit(waiting: queuedQoS12 - room + (online ? 0 : queuedQoS0), bytes: queuedBytes) {
                     dropped += 1
-                    return .dropped(reason: reason)
+                    return .dropped(reason: reason, congested: pause(publisher))
                 }
             }
             queue.append(delivery)
             queuedBytes += delivery.message.size
             if delivery.qos == .atMostOnce { queuedQoS0 += 1 } else { queuedQoS12 += 1 }
+            var congested = false
+            // Also slow publishers down when the queue is long though not yet counted (a QoS 0 burst waiting
+            // for the subscriber's next drain), before its socket backs up and the limit starts dropping.
+            if publisher != nil, backlog >= congestionMark || queue.count >= 4 * congestionMark {
+                congested = pause(publisher)
+            }
             if let connection, !wakePending {
                 wakePending = true
-                return .wake(connection)
+                return .wake(connection, congested: congested)
             }
-            return .queued
+            return .queued(congested: congested)
         }
+    }
+
+    /// Asks `publisher` (not this session's own connection) to pause until this session drains.
+    /// Returns whether the publisher should pause.
+    @discardableResult
+    private func pause(_ publisher: ConnectionHandle?) -> Bool {
+        guard let publisher, connection != nil, publisher !== connection else { return false }
+        // A subscriber that has taken nothing for a while is stuck, not slow: slowing everyone who publishes
+        // to it would let one client throttle the others. Its messages are dropped (and counted) instead.
+        guard NIODeadline.now() - lastProgress < Self.stuckAfter else { return false }
+        pausedPublishers[ObjectIdentifier(publisher)] = publisher
+        return true
+    }
+
+    /// When the connection last took messages or had one acknowledged.
+    private var lastProgress = NIODeadline.now()
+    static let stuckAfter = TimeAmount.seconds(1)
+
+    /// Messages waiting that count against `max_queued_messages` now (see `enqueue`).
+    private var backlog: Int {
+        guard connection != nil else { return queue.count }
+        let room = max(0, window - inflight.count)
+        return max(0, queuedQoS12 - room) + (outputBlocked ? queuedQoS0 : 0)
+    }
+
+    /// Half of `max_queued_messages`: a backlog this long slows the publishers feeding it down, so that the
+    /// limit, where messages are dropped, is reached only when they cannot be slowed (or it is 0: no limit).
+    private var congestionMark: Int {
+        limits.maxQueuedMessages > 0 ? max(1, limits.maxQueuedMessages / 2) : Int.max
+    }
+
+    /// Publishers to resume once the backlog is below half the congestion mark (or the session went away).
+    private func releasablePublishers(force: Bool) -> [ConnectionHandle] {
+        guard !pausedPublishers.isEmpty, force || backlog < congestionMark / 2 else { return [] }
+        let handles = Array(pausedPublishers.values)
+        pausedPublishers.removeAll()
+        return handles
     }
 
     private func overLimit(waiting: Int, bytes: Int) -> String? {
@@ -171,7 +221,9 @@ final class Session: @unchecked Sendable {
     /// Called on the owning connection's event loop.
     /// `permit`, when given, is asked for each message (the read authorization, checked at delivery as
     /// Mosquitto does); a message it refuses is dropped silently.
-    func takeReady(limit: Int, into out: inout [Outgoing], permit: ((Delivery) -> Bool)? = nil) {
+    /// Returns the publishers that paused for this session and may read again.
+    @discardableResult
+    func takeReady(limit: Int, into out: inout [Outgoing], permit: ((Delivery) -> Bool)? = nil) -> [ConnectionHandle] {
         lock.withLock {
             wakePending = false
             let window = self.window
@@ -184,6 +236,7 @@ final class Session: @unchecked Sendable {
                 if next.message.isExpired { continue }
                 if let permit, !permit(next) { continue }
                 taken += 1
+                lastProgress = .now()
                 if next.qos == .atMostOnce {
                     out.append(.publish(next, packetID: nil, dup: false))
                 } else {
@@ -193,6 +246,7 @@ final class Session: @unchecked Sendable {
                     out.append(.publish(next, packetID: id, dup: false))
                 }
             }
+            return releasablePublishers(force: false)
         }
     }
 
@@ -212,6 +266,7 @@ final class Session: @unchecked Sendable {
     func complete(_ id: UInt16) -> Bool {
         lock.withLock {
             guard inflight.removeValue(forKey: id) != nil else { return false }
+            lastProgress = .now()
             if let index = inflightOrder.firstIndex(of: id) { inflightOrder.remove(at: index) }
             return true
         }

@@ -8,6 +8,7 @@ if let status = AdminTools.run(Array(CommandLine.arguments.dropFirst())) {
 
 do {
     let command = try MidgeCommand.parse()
+    try command.detachIfAsked()
     try await command.execute()
 } catch {
     MidgeCommand.exit(withError: error)

@@ -52,3 +52,43 @@ def test_retained_message_reaches_late_subscriber_and_empty_payload_clears_it(br
         assert check.finish() == []
     finally:
         check.kill()
+
+
+def test_daemon_flag_detaches_writes_pid_file_and_stops_on_sigterm(tmp_path):
+    """`-d` (as mosquitto's): the command returns, the broker serves, pid_file names it, SIGTERM stops it."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    from conftest import BROKER_KIND, broker_bin, free_port
+
+    port, pid_file = free_port(), tmp_path / "broker.pid"
+    conf = tmp_path / "d.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npid_file {pid_file}\nuser root\n")
+    r = subprocess.run([broker_bin(BROKER_KIND), "-c", str(conf), "-d"], capture_output=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    deadline = time.monotonic() + 10
+    while not (pid_file.exists() and pid_file.read_text().strip()):
+        assert time.monotonic() < deadline, "no pid file"
+        time.sleep(0.05)
+    pid = int(pid_file.read_text())
+    try:
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "daemon not listening"
+                time.sleep(0.05)
+        mosquitto_pub(type("B", (), {"host": "127.0.0.1", "port": port})(), "d/t", "-m", "x")
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline + 10, "daemon did not stop on SIGTERM"
+        time.sleep(0.05)

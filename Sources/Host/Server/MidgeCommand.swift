@@ -52,30 +52,13 @@ public struct MidgeCommand: AsyncParsableCommand {
 
     /// Loads the config and runs the broker until SIGTERM or SIGINT.
     public func execute() async throws {
-        var config: BrokerConfig
-        do {
-            if let path = configFile ?? Self.defaultConfigFile(directory: configDirectory) {
-                config = try ConfigParser.load(path: path)
-            } else {
-                config = BrokerConfig()
-            }
-            for port in ports { try config.addCommandLinePort(port) }
-        } catch let error as ConfigError {
-            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
-            throw ExitCode(3)
-        }
+        let config = try loadConfig()
         let logger = Self.makeLogger(config: config, verbose: verbose)
         for warning in config.warnings { logger.warning("\(warning)") }
         for note in Self.notYetHonoured(config) { logger.warning("\(note)") }
         if testConfig {
             print("Configuration OK")
             return
-        }
-        if daemon {
-            guard Glibc.daemon(1, 0) == 0 else {
-                logger.error("Cannot run in the background: errno \(errno).")
-                throw ExitCode(1)
-            }
         }
         let broker: Broker
         do {
@@ -100,6 +83,34 @@ public struct MidgeCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         logger.notice("midge version \(Self.version) terminating")
+    }
+
+    /// The configuration the flags name; a bad one is reported on stderr (exit status 3).
+    public func loadConfig() throws -> BrokerConfig {
+        do {
+            var config: BrokerConfig
+            if let path = configFile ?? Self.defaultConfigFile(directory: configDirectory) {
+                config = try ConfigParser.load(path: path)
+            } else {
+                config = BrokerConfig()
+            }
+            for port in ports { try config.addCommandLinePort(port) }
+            return config
+        } catch let error as ConfigError {
+            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+            throw ExitCode(3)
+        }
+    }
+
+    /// `-d`: checks the configuration in the foreground, then detaches. Must run before any thread starts
+    /// (fork keeps only the calling thread), so `main` calls it first.
+    public func detachIfAsked() throws {
+        guard daemon else { return }
+        _ = try loadConfig()
+        guard Glibc.daemon(1, 0) == 0 else {
+            FileHandle.standardError.write(Data("Error: cannot run in the background: errno \(errno)\n".utf8))
+            throw ExitCode(1)
+        }
     }
 
     /// `DIR/plugins.conf` for `--config-dir DIR` or `MIDGE_CONFIG_DIR=DIR`; nil when neither is set.

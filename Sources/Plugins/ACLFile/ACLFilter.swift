@@ -1,3 +1,5 @@
+import MQTT
+
 /// One level of a pre-split topic filter.
 enum FilterLevel: Hashable, Sendable {
     case literal([UInt8])
@@ -83,89 +85,23 @@ struct ACLFilter: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// Decides whether some topic name matches every filter of one list and none of another.
-///
-/// Topic levels are arbitrary strings, so the search only has to try, at each level, the literals the filters
-/// name there and one "fresh" value none of them names; and at each depth whether the topic ends there. The
-/// depth is bounded by the longest filter, so the search ends; `budget` bounds its steps, and when it runs out
-/// the answer is `true` (the caller treats "some topic exists" as the permissive side).
+extension FilterLevel: TopicFilterLevel {
+    var isMultiLevelWildcard: Bool { self == .hash }
+    var isSingleLevelWildcard: Bool { self == .plus }
+    var startsWithDollar: Bool {
+        if case .literal(let bytes) = self { return bytes.first == UInt8(ascii: "$") }
+        return false
+    }
+    var isEmptyLevel: Bool { self == .literal([]) }
+}
+
+/// The MQTT module's `TopicFilterSearch` over pre-split ACL filters.
 enum TopicSearch {
-    static let defaultBudget = 20_000
+    static let defaultBudget = TopicFilterSearch.defaultBudget
 
     typealias Levels = ArraySlice<FilterLevel>
 
     static func exists(all positive: [Levels], none negative: [Levels], budget: inout Int) -> Bool {
-        exists(positive, negative, depth: 0, emptySoFar: true, budget: &budget)
-    }
-
-    /// `emptySoFar`: the levels chosen so far spell the empty string, which is not a topic name.
-    private static func exists(_ positive: [Levels], _ negative: [Levels], depth: Int, emptySoFar: Bool,
-                               budget: inout Int) -> Bool {
-        budget -= 1
-        if budget < 0 { return true }
-
-        // The topic ends here.
-        if !emptySoFar {
-            let positiveEnds = positive.allSatisfy { $0.isEmpty || ($0.count == 1 && $0.first == .hash) }
-            let negativeEnds = negative.contains { $0.isEmpty || $0.first == .hash }
-            if positiveEnds && !negativeEnds { return true }
-        }
-
-        // The topic has another level: every positive filter must have one.
-        if positive.contains(where: { $0.isEmpty }) { return false }
-
-        var forced: [UInt8]? = nil
-        for levels in positive {
-            if case .literal(let bytes) = levels.first! {
-                if let other = forced, other != bytes { return false }
-                forced = bytes
-            }
-        }
-        var candidates: [[UInt8]?] = []
-        if let forced {
-            candidates.append(forced)
-        } else {
-            for levels in negative {
-                if case .literal(let bytes)? = levels.first, !candidates.contains(bytes) { candidates.append(bytes) }
-            }
-            candidates.append(nil)  // a value no filter names here
-        }
-
-        candidateLoop: for value in candidates {
-            // A leading wildcard does not match a first level starting with `$`.
-            let dollar = depth == 0 && value?.first == UInt8(ascii: "$")
-            var nextPositive: [Levels] = []
-            nextPositive.reserveCapacity(positive.count)
-            for levels in positive {
-                switch levels.first! {
-                case .hash:
-                    if dollar { continue candidateLoop }
-                    // Satisfied by whatever follows.
-                case .plus:
-                    if dollar { continue candidateLoop }
-                    nextPositive.append(levels.dropFirst())
-                case .literal(let bytes):
-                    if bytes != value { continue candidateLoop }
-                    nextPositive.append(levels.dropFirst())
-                }
-            }
-            var nextNegative: [Levels] = []
-            for levels in negative {
-                guard let first = levels.first else { continue }  // wants the topic to end here
-                switch first {
-                case .hash:
-                    if !dollar { continue candidateLoop }  // would match any such topic
-                case .plus:
-                    if !dollar { nextNegative.append(levels.dropFirst()) }
-                case .literal(let bytes):
-                    if bytes == value { nextNegative.append(levels.dropFirst()) }
-                }
-            }
-            let empty = depth == 0 && value == []
-            if exists(nextPositive, nextNegative, depth: depth + 1, emptySoFar: empty, budget: &budget) {
-                return true
-            }
-        }
-        return false
+        TopicFilterSearch.exists(all: positive, none: negative, budget: &budget)
     }
 }

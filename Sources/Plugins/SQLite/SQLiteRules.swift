@@ -157,87 +157,13 @@ struct SQLiteClientRules: Sendable, Equatable {
     }
 }
 
-/// Whether some topic name matches every filter of one list and none of another (filters as levels).
-///
-/// A topic's levels are arbitrary strings, so at each level it is enough to try the literals the filters name
-/// there plus one value none of them names, and at each depth whether the topic ends there; the filters'
-/// lengths bound the depth. `budget` bounds the steps; when it runs out the answer is `true` (callers take
-/// "some topic exists" as the permissive side, and deliveries are still checked one by one).
+/// The MQTT module's `TopicFilterSearch` over filters split into `Substring` levels.
 enum SQLiteTopicSearch {
-    static let defaultBudget = 20_000
+    static let defaultBudget = TopicFilterSearch.defaultBudget
 
     typealias Levels = ArraySlice<Substring>
 
     static func exists(all positive: [Levels], none negative: [Levels], budget: inout Int) -> Bool {
-        search(positive, negative, depth: 0, emptySoFar: true, budget: &budget)
-    }
-
-    /// `emptySoFar`: the levels chosen so far spell "", which is not a topic name.
-    private static func search(_ positive: [Levels], _ negative: [Levels], depth: Int, emptySoFar: Bool,
-                               budget: inout Int) -> Bool {
-        budget -= 1
-        if budget < 0 { return true }
-
-        // The topic ends here: each positive filter is used up (or has only `#` left, which matches the parent),
-        // and no negative one is.
-        if !emptySoFar {
-            let positiveEnds = positive.allSatisfy { $0.isEmpty || ($0.count == 1 && $0.first == "#") }
-            let negativeEnds = negative.contains { $0.isEmpty || $0.first == "#" }
-            if positiveEnds && !negativeEnds { return true }
-        }
-        // Or it has another level, which every positive filter needs.
-        if positive.contains(where: \.isEmpty) { return false }
-
-        var forced: Substring?
-        for levels in positive where levels.first != "+" && levels.first != "#" {
-            if let other = forced, other != levels.first! { return false }
-            forced = levels.first!
-        }
-        var candidates: [Substring?] = []
-        if let forced {
-            candidates = [forced]
-        } else {
-            for levels in negative {
-                if let first = levels.first, first != "+", first != "#", !candidates.contains(first) {
-                    candidates.append(first)
-                }
-            }
-            candidates.append(nil)  // a value no filter names (and not starting with `$`)
-        }
-
-        candidateLoop: for value in candidates {
-            // A leading wildcard does not match a first level starting with `$`.
-            let dollar = depth == 0 && (value?.hasPrefix("$") ?? false)
-            var nextPositive: [Levels] = []
-            for levels in positive {
-                switch levels.first! {
-                case "#":
-                    if dollar { continue candidateLoop }  // otherwise satisfied by whatever follows
-                case "+":
-                    if dollar { continue candidateLoop }
-                    nextPositive.append(levels.dropFirst())
-                default:
-                    if levels.first! != value { continue candidateLoop }
-                    nextPositive.append(levels.dropFirst())
-                }
-            }
-            var nextNegative: [Levels] = []
-            for levels in negative {
-                guard let first = levels.first else { continue }  // it wanted the topic to end here
-                switch first {
-                case "#":
-                    if !dollar { continue candidateLoop }  // it matches every such topic
-                case "+":
-                    if !dollar { nextNegative.append(levels.dropFirst()) }
-                default:
-                    if first == value { nextNegative.append(levels.dropFirst()) }
-                }
-            }
-            let empty = depth == 0 && value == ""
-            if search(nextPositive, nextNegative, depth: depth + 1, emptySoFar: empty, budget: &budget) {
-                return true
-            }
-        }
-        return false
+        TopicFilterSearch.exists(all: positive, none: negative, budget: &budget)
     }
 }

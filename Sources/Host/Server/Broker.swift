@@ -42,7 +42,7 @@ public final class Broker: @unchecked Sendable {
         self.config = config
         self.logger = logger
         self.ownsGroup = group == nil
-        self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: Self.eventLoopCount())
         var settings = RouterSettings()
         settings.session.maxInflightMessages = config.maxInflightMessages
         settings.session.maxQueuedMessages = config.maxQueuedMessages
@@ -211,6 +211,14 @@ public final class Broker: @unchecked Sendable {
         }
         logger.notice(failures == 0 ? "Reloaded." : "Reloaded with \(failures) failure(s); see above.")
         for handle in router.connectedHandles() { handle.revalidate() }
+    }
+
+    /// One event loop per core, or `MIDGE_EVENT_LOOPS` (for measurements, or to leave cores to others).
+    static func eventLoopCount() -> Int {
+        if let text = ProcessInfo.processInfo.environment["MIDGE_EVENT_LOOPS"], let count = Int(text), count > 0 {
+            return count
+        }
+        return System.coreCount
     }
 
     /// Starts plugins, binds every listener, and starts housekeeping.

@@ -192,12 +192,27 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     private func finishSession() {
         guard state == .connected, let session else { return }
         state = .closed
-        if let will {
+        let delay = willDelay()
+        if let will, delay == 0 {
             self.will = nil
             logger.debug("Sending will of \(session.clientID) to \(will.topic).")
             publishWill(will)
         }
         broker.router.disconnect(session, handle: handle, expiry: sessionExpiry)
+        if let will, delay > 0 {
+            // MQTT 5.0 will delay: published when the delay (capped by the session expiry) has passed, unless
+            // a new connection took the session meanwhile.
+            self.will = nil
+            let since = session.detachedSince()
+            let publish = { [broker, client, logger] in
+                guard since == nil || session.detachedSince() == since else {
+                    logger.debug("Will of \(session.clientID) cancelled: the client came back within its delay.")
+                    return
+                }
+                Self.publishWill(will, client: client, broker: broker)
+            }
+            context.eventLoop.scheduleTask(in: .seconds(Int64(delay))) { publish() }
+        }
         broker.router.stats.clientsConnected.withLockedValue { $0 -= 1 }
         if let client { broker.access.forget(client: client) }
     }
@@ -539,7 +554,18 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         broker.router.publish(message, batch: inRead ? batch : nil)
     }
 
+    /// Seconds to wait before publishing the will: the 5.0 will delay interval, capped by the session expiry
+    /// (the will goes when the session ends, if that comes first); 0 for 3.x.
+    private func willDelay() -> UInt32 {
+        guard version == .v5, let will, let delay = will.properties.willDelayInterval, delay > 0 else { return 0 }
+        return min(delay, sessionExpiry ?? UInt32.max)
+    }
+
     private func publishWill(_ will: Will) {
+        Self.publishWill(will, client: client, broker: broker)
+    }
+
+    private static func publishWill(_ will: Will, client: ClientInfo?, broker: BrokerContext) {
         guard let client else { return }
         guard broker.access.authorize(client: client, access: .write, topic: will.topic, qos: will.qos,
                                       retain: will.retain) else { return }

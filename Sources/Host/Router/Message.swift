@@ -25,6 +25,7 @@ final class Message: Sendable {
             forwarded.items.removeAll {
                 if case .topicAlias = $0 { return true }
                 if case .subscriptionIdentifier = $0 { return true }
+                if case .willDelayInterval = $0 { return true }  // a will's own property, not a PUBLISH's
                 return false
             }
         }

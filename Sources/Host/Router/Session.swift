@@ -88,6 +88,9 @@ final class Session: @unchecked Sendable {
 
     var isConnected: Bool { lock.withLock { connection != nil } }
 
+    /// When the last connection detached, if none is attached now.
+    func detachedSince() -> NIODeadline? { lock.withLock { connection == nil ? disconnectedAt : nil } }
+
     func owner() -> ConnectionHandle? { lock.withLock { connection } }
 
     // MARK: Subscriptions

@@ -203,9 +203,10 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             // MQTT 5.0 will delay: published when the delay (capped by the session expiry) has passed, unless
             // a new connection took the session meanwhile.
             self.will = nil
+            // nil: another connection has the session already (a takeover): no will, as for a reconnect.
             let since = session.detachedSince()
             let publish = { [broker, client, logger] in
-                guard since == nil || session.detachedSince() == since else {
+                guard let since, session.detachedSince() == since else {
                     logger.debug("Will of \(session.clientID) cancelled: the client came back within its delay.")
                     return
                 }

@@ -214,7 +214,6 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             }
             context.eventLoop.scheduleTask(in: .seconds(Int64(delay))) { publish() }
         }
-        broker.router.stats.clientsConnected.withLockedValue { $0 -= 1 }
         if let client { broker.access.forget(client: client) }
     }
 
@@ -432,7 +431,6 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             replaced.takeOver()
         }
         state = .connected
-        broker.router.stats.clientsConnected.withLockedValue { $0 += 1 }
         if settings.connectionMessages {
             let user = connect.username.map { ", u'\($0)'" } ?? ""
             logger.notice("New client connected from \(remoteAddress ?? "?") as \(clientID) (p\(version.rawValue == 3 ? 1 : 2), c\(connect.cleanStart ? 1 : 0), k\(keepAlive)\(user)).")

@@ -44,11 +44,6 @@ final class Message: Sendable {
         return Message(copying: self, retain: retain, payload: payload.detached())
     }
 
-    /// The same message with another retain flag.
-    func with(retain: Bool) -> Message {
-        Message(copying: self, retain: retain, payload: payload)
-    }
-
     private init(copying other: Message, retain: Bool, payload: ByteBuffer) {
         topic = other.topic
         self.payload = payload

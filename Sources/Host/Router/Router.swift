@@ -20,7 +20,6 @@ final class Router: @unchecked Sendable {
     let retained = RetainedStore()
     let settings: RouterSettings
     let logger: Logger
-    let stats = BrokerStats()
 
     private let lock = NIOLock()
     private var sessions: [String: Session] = [:]
@@ -164,7 +163,6 @@ final class Router: @unchecked Sendable {
             return true
         case .dropped(let reason, let congested):
             if congested { batch?.congested = true }
-            stats.droppedMessages.withLockedValue { $0 += 1 }
             let count = session.dropped
             if count == 1 || count % 1000 == 0 {
                 logger.warning("Outgoing messages are being dropped for client \(session.clientID): \(reason) (\(count) dropped so far).")
@@ -172,12 +170,6 @@ final class Router: @unchecked Sendable {
             return false
         }
     }
-}
-
-/// Counters shared across event loops.
-final class BrokerStats: Sendable {
-    let droppedMessages = NIOLockedValueBox(0)
-    let clientsConnected = NIOLockedValueBox(0)
 }
 
 /// Connections to wake at the end of a read batch: those on this event loop are drained in place, others are

@@ -263,8 +263,6 @@ final class Session: @unchecked Sendable {
         }
     }
 
-    var hasQueued: Bool { lock.withLock { !queue.isEmpty } }
-
     /// PUBACK (QoS 1) or PUBCOMP (QoS 2) for a message we sent. Returns false if the id was unknown.
     func complete(_ id: UInt16) -> Bool {
         lock.withLock {

@@ -103,11 +103,34 @@ let package = Package(
             path: "Sources/Plugins/SQLite",
             swiftSettings: upcoming
         ),
+        // Hooks: `log` and `sys` (loaded from Mosquitto's own directives).
+        .target(
+            name: "LogPlugin",
+            dependencies: ["PluginAPI", "MQTT", .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "Logging", package: "swift-log")],
+            path: "Sources/Plugins/Log",
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "SysPlugin",
+            dependencies: ["PluginAPI", "MQTT", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Sources/Plugins/Sys",
+            swiftSettings: upcoming
+        ),
+        // Hooks users add: one folder each under Sources/Plugins/UserHooks (see README, "Write your own hook").
+        .target(
+            name: "UserHooks",
+            dependencies: ["PluginAPI", "MQTT", .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "Logging", package: "swift-log")],
+            path: "Sources/Plugins/UserHooks",
+            swiftSettings: upcoming
+        ),
         // The broker: config, plugin loading, router, sessions, services, the `midge` command.
         .target(
             name: "Host",
             dependencies: [
                 "MQTT", "PluginAPI", "TCPPlugin", "TLSPlugin", "PasswordFilePlugin", "ACLFilePlugin", "SQLitePlugin",
+                "LogPlugin", "SysPlugin", "UserHooks",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -146,7 +169,7 @@ let package = Package(
         .testTarget(
             name: "PluginTests",
             dependencies: [
-                "PluginAPI", "PasswordFilePlugin", "ACLFilePlugin", "SQLitePlugin", "TLSPlugin", "MQTT",
+                "PluginAPI", "PasswordFilePlugin", "ACLFilePlugin", "SQLitePlugin", "TLSPlugin", "MQTT", "UserHooks",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

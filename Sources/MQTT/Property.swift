@@ -241,6 +241,12 @@ public struct Properties: Hashable, Sendable, ExpressibleByArrayLiteral, Sequenc
     public func makeIterator() -> IndexingIterator<[Property]> { items.makeIterator() }
     public mutating func append(_ property: Property) { items.append(property) }
 
+    /// Only the properties a packet of kind `context` may carry, in order (for lists assembled by code
+    /// rather than decoded, such as a hook's rewritten message).
+    public func allowed(in context: PropertyContext) -> Properties {
+        Properties(items.filter { context.allows($0.identifier) })
+    }
+
     /// Bytes of the properties alone, without the length prefix.
     public var encodedLength: Int { items.reduce(0) { $0 + $1.encodedSize } }
 

@@ -301,3 +301,11 @@ def mosquitto_pub(broker, topic: str, *args: str, stdin: str | None = None,
     cmd = [MOSQUITTO_PUB, "-h", broker.host, "-p", str(broker.port), "-t", topic, *args]
     r = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
     assert r.returncode == 0, f"{cmd} failed ({r.returncode}): {r.stdout}{r.stderr}"
+
+
+def wait_for_log(b, marker: str, after: int, timeout: float = WAIT) -> None:
+    """Wait until `marker` appears in the broker log past offset `after`."""
+    deadline = time.monotonic() + timeout
+    while marker not in b.log()[after:]:
+        assert time.monotonic() < deadline, f"{marker!r} not logged within {timeout} s:\n{b.log()[after:]}"
+        time.sleep(0.02)

@@ -97,8 +97,10 @@ def _wait_listening(b: Broker) -> None:
         time.sleep(0.02)  # polling for the port is the one accepted busy-wait
 
 
-def start_broker(kind: str, workdir: Path, extra: str = "", config: bool = True) -> Broker:
-    """Start `kind` with `-c broker.conf -v`, or with `-p PORT -v` only when config is False."""
+def start_broker(kind: str, workdir: Path, extra: str = "", config: bool = True,
+                 verbose: bool = True) -> Broker:
+    """Start `kind` with `-c broker.conf -v`, or with `-p PORT -v` only when config is False
+    (without `-v` when verbose is False: the config's log_type decides)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     conf = workdir / "broker.conf"
@@ -108,7 +110,7 @@ def start_broker(kind: str, workdir: Path, extra: str = "", config: bool = True)
     conf.write_text(text + (extra.strip() + "\n" if extra.strip() else ""))
     args = ["-c", str(conf)] if config else ["-p", str(port)]
     log = open(workdir / "broker.log", "wb")
-    proc = subprocess.Popen([broker_bin(kind), *args, "-v"], stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen([broker_bin(kind), *args, *(["-v"] if verbose else [])], stdin=subprocess.DEVNULL,
                             stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     log.close()
     b = Broker(kind, "127.0.0.1", port, workdir, proc)
@@ -138,8 +140,8 @@ def _factory(request, tmp_path):
     started: list[Broker] = []
     request.node.stash[_BROKERS_KEY] = started
 
-    def start(kind: str, extra: str = "", config: bool = True) -> Broker:
-        b = start_broker(kind, tmp_path / f"{kind}-{len(started)}", extra, config)
+    def start(kind: str, extra: str = "", config: bool = True, verbose: bool = True) -> Broker:
+        b = start_broker(kind, tmp_path / f"{kind}-{len(started)}", extra, config, verbose)
         started.append(b)
         return b
 
@@ -156,7 +158,7 @@ def broker(request, tmp_path):
     instead. Every broker started is stopped at teardown.
     """
     start, started = _factory(request, tmp_path)
-    yield lambda extra="", config=True: start(BROKER_KIND, extra, config)
+    yield lambda extra="", config=True, verbose=True: start(BROKER_KIND, extra, config, verbose)
     for b in started:
         b.stop()
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import mqttwire as w
-from clients import WAIT, raw, unique
+from clients import WAIT, raw, unique, wait_for_log
 from conftest import BROKER_KIND, midge_bin, start_broker
 
 MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
@@ -67,14 +67,6 @@ def connack(b, user: str | None, password: str | None, version: int = w.V311) ->
 def start_with(broker, pw: Path):
     # `user root`: run as root, Mosquitto drops privileges before reading the file (pytest's tmp dir is 0700).
     return broker(extra=f"user root\npassword_file {pw}\nallow_anonymous false")
-
-
-def wait_for_log(b, marker: str, after: int, timeout: float = WAIT) -> None:
-    """Wait until `marker` appears in the broker log past offset `after`."""
-    deadline = time.monotonic() + timeout
-    while marker not in b.log()[after:]:
-        assert time.monotonic() < deadline, f"{marker!r} not logged within {timeout} s:\n{b.log()[after:]}"
-        time.sleep(0.02)
 
 
 def wait_for_connack(b, user: str, password: str, expected: int, timeout: float = 10) -> None:

@@ -10,6 +10,8 @@ struct BrokerContext: Sendable {
     var logger: Logger
     /// State shared by the connections of one event loop.
     var loops = LoopContexts()
+    /// The hooks, by event.
+    var hooks: Hooks
 }
 
 /// What the connections of one event loop share instead of each holding its own: the batch of connections
@@ -18,6 +20,8 @@ final class LoopContext {
     let eventLoop: any EventLoop
     let batch: DeliveryBatch
     var outgoing: [Session.Outgoing] = []
+    /// This loop's share of the broker's statistics.
+    var counters = LoopCounters()
     /// Connections with a keep-alive deadline, checked by one timer per event loop instead of one scheduled
     /// task per connection (which costs every idle connection a few hundred bytes).
     private var watched: [ObjectIdentifier: MQTTConnectionHandler] = [:]
@@ -56,6 +60,8 @@ final class LoopContext {
 /// The `LoopContext` of every event loop of the broker's group, made once at start-up.
 struct LoopContexts: @unchecked Sendable {
     private var contexts: [ObjectIdentifier: LoopContext] = [:]
+    /// Every loop's context.
+    var all: [LoopContext] { Array(contexts.values) }
 
     init() {}
 

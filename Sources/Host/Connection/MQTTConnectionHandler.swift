@@ -51,6 +51,12 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     private var remoteAddress: String?
     /// Kept to check the client again after a reload (secret: never logged).
     private var credentials: Credentials?
+    /// True while publish hooks decide about a message: later packets wait in `pending`, in order.
+    private var awaitingHook = false
+    /// Why the connection ends, for the disconnect hooks (set where the broker decides to close).
+    private var disconnectReason = DisconnectReason.connectionLost
+    /// Whether `channelActive` counted this connection in its listener's gauge.
+    private var counted = false
 
     init(broker: BrokerContext, facts: ConnectionFacts) {
         self.broker = broker
@@ -80,6 +86,9 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        loopContext.counters.connectionsAccepted += 1
+        loopContext.counters.connectionsByListener[facts.listener, default: 0] += 1
+        counted = true
         if broker.connect.connectionMessages {
             logger.notice("New connection from \(remoteAddress ?? "?") on port \(facts.listener).")
         }
@@ -98,6 +107,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         }
         lastRead = .now()
         inRead = true
+        loopContext.counters.bytesReceived += buffer.readableBytes
         process(&buffer)
     }
 
@@ -108,6 +118,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         defer { batch.publisher = nil }
         do {
             while state != .closed && !readingPaused, let packet = try decoder.decode(buffer: &buffer) {
+                loopContext.counters.messagesReceived += 1
                 try receive(packet)
                 if batch.congested {
                     batch.congested = false
@@ -178,6 +189,10 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if counted {
+            counted = false
+            loopContext.counters.connectionsByListener[facts.listener, default: 1] -= 1
+        }
         batch.flush()
         loopContext.unwatch(self)
         finishSession()
@@ -193,9 +208,14 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         guard state == .connected, let session else { return }
         state = .closed
         let delay = willDelay()
+        if !broker.hooks.disconnect.isEmpty, let client {
+            let event = DisconnectEvent(client: client, reason: disconnectReason, willPending: will != nil)
+            broker.hooks.notify(broker.hooks.disconnect, event: "disconnect", on: context.eventLoop) {
+                try $0.disconnected(event, on: self.context.eventLoop)
+            }
+        }
         if let will, delay == 0 {
             self.will = nil
-            logger.debug("Sending will of \(session.clientID) to \(will.topic).")
             publishWill(will)
         }
         broker.router.disconnect(session, handle: handle, expiry: sessionExpiry)
@@ -205,12 +225,13 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             self.will = nil
             // nil: another connection has the session already (a takeover): no will, as for a reconnect.
             let since = session.detachedSince()
+            let loop = context.eventLoop
             let publish = { [broker, client, logger] in
                 guard let since, session.detachedSince() == since else {
                     logger.debug("Will of \(session.clientID) cancelled: the client came back within its delay.")
                     return
                 }
-                Self.publishWill(will, client: client, broker: broker)
+                Self.publishWill(will, client: client, broker: broker, loop: loop)
             }
             context.eventLoop.scheduleTask(in: .seconds(Int64(delay))) { publish() }
         }
@@ -233,6 +254,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
                 guard self.state == .connected else { return }
                 if case .success(.allow) = result { return }
                 self.logger.notice("Client \(client.clientID) disconnected: its credentials are no longer accepted after a reload.")
+                self.disconnectReason = .notAuthorized
                 if self.version == .v5 {
                     self.send(.disconnect(DisconnectPacket(reasonCode: .notAuthorized)))
                 }
@@ -249,6 +271,9 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         case .closed:
             return
         case .authenticating:
+            pending.append(packet)
+            return
+        case .connected where awaitingHook:
             pending.append(packet)
             return
         case .awaitingConnect:
@@ -298,6 +323,13 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
                 }
             }
             send(.unsuback(UnsubAckPacket(packetID: unsubscribe.packetID, reasonCodes: codes)))
+            if !broker.hooks.unsubscribe.isEmpty, let client {
+                let event = UnsubscribeEvent(client: client, filters: Array(zip(unsubscribe.filters, codes))
+                    .map { (filter: $0.0, reasonCode: $0.1) })
+                broker.hooks.notify(broker.hooks.unsubscribe, event: "unsubscribe", on: context.eventLoop) {
+                    try $0.unsubscribed(event, on: self.context.eventLoop)
+                }
+            }
         case .pingreq:
             send(.pingresp)
         case .disconnect(let disconnect):
@@ -312,7 +344,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             } else {
                 will = nil
             }
-            logger.notice("Client \(clientName) disconnected.")
+            disconnectReason = .clientDisconnected(version == .v5 ? disconnect.reasonCode : .success)
             close()
         case .connect:
             throw MQTTError.protocolError("second CONNECT")
@@ -431,9 +463,13 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             replaced.takeOver()
         }
         state = .connected
-        if settings.connectionMessages {
-            let user = connect.username.map { ", u'\($0)'" } ?? ""
-            logger.notice("New client connected from \(remoteAddress ?? "?") as \(clientID) (p\(version.rawValue == 3 ? 1 : 2), c\(connect.cleanStart ? 1 : 0), k\(keepAlive)\(user)).")
+        if !broker.hooks.connect.isEmpty, let client {
+            let event = ConnectEvent(client: client, cleanStart: connect.cleanStart,
+                                     sessionPresent: result.sessionPresent, keepAlive: Int(keepAlive),
+                                     properties: connect.properties)
+            broker.hooks.notify(broker.hooks.connect, event: "connect", on: context.eventLoop) {
+                try $0.connected(event, on: self.context.eventLoop)
+            }
         }
         var properties = Properties()
         if version == .v5 {
@@ -463,10 +499,16 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         drainSession()
         flushIfOutsideRead()
         // Packets that arrived while authentication ran.
-        let queued = pending
-        pending = []
+        handlePending()
+    }
+
+    /// Handles the packets that waited (for authentication, or for a publish hook), in order, until one of
+    /// them has to wait for a publish hook again.
+    private func handlePending() {
         do {
-            for packet in queued { try handleConnected(packet) }
+            while state == .connected && !awaitingHook && !pending.isEmpty {
+                try handleConnected(pending.removeFirst())
+            }
         } catch {
             fail(error)
         }
@@ -520,18 +562,96 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             logger.notice("Denied PUBLISH from \(clientName) to \(topic).")
             reason = .notAuthorized
         }
+        loopContext.counters.publishReceived += 1
+        if reason == .success, !broker.hooks.publish.isEmpty, let client {
+            let original = HookMessage(topic: topic, payload: publish.payload, qos: publish.qos,
+                                       retain: publish.retain, properties: version == .v5 ? publish.properties : [])
+            switch broker.hooks.runPublish(original, from: client, on: context.eventLoop) {
+            case .now(let outcome):
+                finishPublish(publish, session: session, message: hooked(outcome, publish: publish, topic: topic))
+            case .later(let future):
+                // Later packets of this client wait, so its messages keep their order.
+                awaitingHook = true
+                context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+                future.whenComplete { result in
+                    guard self.state == .connected, let session = self.session else { return }
+                    self.awaitingHook = false
+                    let outcome: Hooks.PublishOutcome
+                    switch result {
+                    case .success(let value): outcome = value
+                    case .failure: outcome = .reject(.implementationSpecificError)
+                    }
+                    let wasInRead = self.inRead
+                    self.inRead = true
+                    self.finishPublish(publish, session: session,
+                                       message: self.hooked(outcome, publish: publish, topic: topic))
+                    self.handlePending()
+                    self.inRead = wasInRead
+                    if !wasInRead, let context = self.context { self.channelReadComplete(context: context) }
+                    if !self.awaitingHook && self.state == .connected && !self.readingPaused {
+                        self.context?.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+                        self.context?.read()
+                    }
+                }
+            }
+            return
+        }
+        finishPublish(publish, session: session,
+                      message: reason == .success ? .route(makeMessage(publish, topic: topic)) : .refuse(reason))
+    }
+
+    /// The message to route after the publish hooks, or the reason it is refused. A rewritten topic is
+    /// checked and authorized again.
+    private func hooked(_ outcome: Hooks.PublishOutcome, publish: PublishPacket, topic: String)
+        -> PublishDecision {
+        switch outcome {
+        case .reject(let code):
+            logger.debug("A hook rejected PUBLISH from \(clientName) to \(topic).")
+            return .refuse(code)
+        case .accept(nil):
+            return .route(makeMessage(publish, topic: topic))
+        case .accept(let rewritten?):
+            if rewritten.topic != topic {
+                guard Topic.isValidName(rewritten.topic) else {
+                    logger.notice("A hook rewrote PUBLISH from \(clientName) to the invalid topic '\(rewritten.topic)'; dropped.")
+                    return .refuse(.topicNameInvalid)
+                }
+                if Self.isReservedForBroker(rewritten.topic) || !(client.map {
+                    broker.access.authorize(client: $0, access: .write, topic: rewritten.topic, qos: rewritten.qos,
+                                            retain: rewritten.retain)
+                } ?? true) {
+                    logger.notice("Denied PUBLISH from \(clientName) to \(rewritten.topic) (rewritten by a hook from \(topic)).")
+                    return .refuse(.notAuthorized)
+                }
+            }
+            let qos = min(rewritten.qos, broker.router.settings.maximumQoS)
+            return .route(Message(topic: rewritten.topic, payload: rewritten.payload, qos: qos,
+                                    retain: rewritten.retain && broker.router.settings.retainAvailable,
+                                    properties: version == .v5 ? rewritten.properties.allowed(in: .publish) : [],
+                                    origin: client?.clientID))
+        }
+    }
+
+    /// Routes (or, for QoS 2, stores) an accepted message and acknowledges the PUBLISH.
+    private func finishPublish(_ publish: PublishPacket, session: Session, message: PublishDecision) {
         let v5 = version == .v5
+        var reason = ReasonCode.success
+        var accepted: Message?
+        switch message {
+        case .route(let value): accepted = value
+        case .refuse(let code): reason = code
+        }
         switch publish.qos {
         case .atMostOnce:
-            if reason == .success { route(makeMessage(publish, topic: topic)) }
+            if let accepted { route(accepted) }
         case .atLeastOnce:
-            if reason == .success {
-                if route(makeMessage(publish, topic: topic)) == 0 && v5 { reason = .noMatchingSubscribers }
+            if let accepted {
+                if route(accepted) == 0 && v5 { reason = .noMatchingSubscribers }
             }
             send(.ack(AckPacket(type: .puback, packetID: publish.packetID!, reasonCode: v5 ? reason : .success)))
         case .exactlyOnce:
-            if reason == .success {
-                _ = session.storeIncoming(publish.packetID!, makeMessage(publish, topic: topic))
+            if let accepted {
+                _ = session.storeIncoming(publish.packetID!, accepted)
             }
             send(.ack(AckPacket(type: .pubrec, packetID: publish.packetID!, reasonCode: v5 ? reason : .success)))
         }
@@ -561,15 +681,19 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     }
 
     private func publishWill(_ will: Will) {
-        Self.publishWill(will, client: client, broker: broker)
+        Self.publishWill(will, client: client, broker: broker, loop: context.eventLoop)
     }
 
-    private static func publishWill(_ will: Will, client: ClientInfo?, broker: BrokerContext) {
+    private static func publishWill(_ will: Will, client: ClientInfo?, broker: BrokerContext, loop: any EventLoop) {
         guard let client else { return }
         guard broker.access.authorize(client: client, access: .write, topic: will.topic, qos: will.qos,
                                       retain: will.retain) else { return }
         let message = Message(topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain,
                               properties: will.properties, origin: client.clientID)
+        if !broker.hooks.will.isEmpty {
+            let event = WillEvent(client: client, message: HookMessage(message))
+            broker.hooks.notify(broker.hooks.will, event: "will", on: loop) { try $0.willPublished(event, on: loop) }
+        }
         broker.router.publish(message, batch: nil)
     }
 
@@ -615,6 +739,15 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             }
         }
         send(.suback(SubAckPacket(packetID: subscribe.packetID, reasonCodes: codes)))
+        if !broker.hooks.subscribe.isEmpty, let client {
+            let results = zip(subscribe.subscriptions, codes).map {
+                SubscriptionResult(filter: $0.0.filter, options: $0.0.options, reasonCode: $0.1)
+            }
+            let event = SubscribeEvent(client: client, subscriptions: results, subscriptionIdentifier: identifier)
+            broker.hooks.notify(broker.hooks.subscribe, event: "subscribe", on: context.eventLoop) {
+                try $0.subscribed(event, on: self.context.eventLoop)
+            }
+        }
         for (subscription, messages) in retainedToSend {
             for message in messages {
                 router.deliver(message, to: Target(session: session, subscription: subscription), retain: true,
@@ -629,6 +762,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     private func send(_ packet: Packet) {
         var buffer = context.channel.allocator.buffer(capacity: 16)
         packet.write(version: version, to: &buffer)
+        loopContext.counters.messagesSent += 1
+        loopContext.counters.bytesSent += buffer.readableBytes
         context.write(wrapOutboundOut(buffer), promise: nil)
         needsFlush = true
     }
@@ -679,6 +814,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             switch item {
             case .pubrel(let id):
                 Packet.ack(AckPacket(type: .pubrel, packetID: id)).write(version: version, to: &buffer)
+                loopContext.counters.messagesSent += 1
             case .publish(let delivery, let packetID, let dup):
                 let message = delivery.message
                 var properties = Properties()
@@ -697,13 +833,25 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
                 if maximum > 0 && publish.encodedSize(version: version) > maximum {
                     if let packetID { _ = session.complete(packetID) }
                     session.countDropped()
+                    loopContext.counters.publishDropped += 1
                     continue
                 }
                 publish.write(version: version, to: &buffer)
+                loopContext.counters.messagesSent += 1
+                loopContext.counters.publishSent += 1
+                if !broker.hooks.deliver.isEmpty, let client {
+                    let event = DeliverEvent(client: client, message: HookMessage(
+                        topic: message.topic, payload: message.payload, qos: delivery.qos, retain: delivery.retain,
+                        properties: properties), duplicate: dup)
+                    broker.hooks.notify(broker.hooks.deliver, event: "deliver", on: context.eventLoop) {
+                        try $0.delivered(event, on: self.context.eventLoop)
+                    }
+                }
             }
         }
         loopContext.outgoing.removeAll(keepingCapacity: true)
         if buffer.readableBytes > 0 {
+            loopContext.counters.bytesSent += buffer.readableBytes
             context.write(wrapOutboundOut(buffer), promise: nil)
             needsFlush = true
         }
@@ -717,6 +865,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         if version == .v5 && state == .connected {
             send(.disconnect(DisconnectPacket(reasonCode: .sessionTakenOver)))
         }
+        disconnectReason = .takenOver
         close()
     }
 
@@ -743,6 +892,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             message = "\(error)"
         }
         logger.notice("Client \(clientName) disconnected: \(message).")
+        disconnectReason = .protocolError(code, message)
         if version == .v5 && state == .connected {
             send(.disconnect(DisconnectPacket(reasonCode: code)))
         }
@@ -775,11 +925,18 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     func keepAliveTimedOut() {
         guard state != .closed else { return }
         logger.notice("Client \(clientName) has exceeded timeout, disconnecting.")
+        disconnectReason = .keepAliveTimeout
         if version == .v5 && state == .connected {
             send(.disconnect(DisconnectPacket(reasonCode: .keepAliveTimeout)))
         }
         close()
     }
+}
+
+/// What happens to a client's PUBLISH once checks and hooks are done.
+private enum PublishDecision {
+    case route(Message)
+    case refuse(ReasonCode)
 }
 
 /// A protocol rule broken with a specific 5.0 reason code.

@@ -11,7 +11,10 @@ final class RetainedStore: @unchecked Sendable {
 
     private let lock = NIOLock()
     private let root = Node()
-    private(set) var count = 0
+    private var count = 0
+
+    /// Retained messages now.
+    var messageCount: Int { lock.withLock { count } }
 
     /// Stores `message` for its topic, or deletes the topic's retained message when the payload is empty.
     func set(_ message: Message) {

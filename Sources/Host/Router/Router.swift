@@ -23,6 +23,15 @@ final class Router: @unchecked Sendable {
 
     private let lock = NIOLock()
     private var sessions: [String: Session] = [:]
+    /// Clients connected now, and the most at once (under `lock`).
+    private var connected = 0
+    private var connectedMaximum = 0
+    /// Counters the statistics report: messages dropped for queue limits, sessions expired.
+    struct Counters {
+        var dropped = 0
+        var expired = 0
+    }
+    let counters = NIOLockedValueBox(Counters())
 
     init(settings: RouterSettings, logger: Logger) {
         self.settings = settings
@@ -44,6 +53,7 @@ final class Router: @unchecked Sendable {
             if let existing = sessions[clientID], !cleanStart, !isExpired(existing) {
                 let old = existing.attach(handle, version: version, expiry: expiry, receiveMaximum: receiveMaximum,
                                           maximumPacketSize: maximumPacketSize)
+                if old == nil { countConnected(+1) }
                 return ConnectResult(session: existing, sessionPresent: true, replaced: old)
             }
             let old = sessions[clientID]
@@ -52,7 +62,9 @@ final class Router: @unchecked Sendable {
             _ = session.attach(handle, version: version, expiry: expiry, receiveMaximum: receiveMaximum,
                                maximumPacketSize: maximumPacketSize)
             sessions[clientID] = session
-            return ConnectResult(session: session, sessionPresent: false, replaced: old?.owner())
+            let replaced = old?.owner()
+            if replaced == nil { countConnected(+1) }
+            return ConnectResult(session: session, sessionPresent: false, replaced: replaced)
         }
         if let discarded { removeSubscriptions(of: discarded) }
         return result
@@ -61,7 +73,19 @@ final class Router: @unchecked Sendable {
     /// Detaches a connection from its session; ends the session when its expiry is 0.
     func disconnect(_ session: Session, handle: ConnectionHandle, expiry: UInt32?) {
         guard session.detach(handle, expiry: expiry) else { return }  // taken over meanwhile
+        lock.withLock { countConnected(-1) }
         if expiry == 0 { end(session) }
+    }
+
+    /// Call under `lock`.
+    private func countConnected(_ change: Int) {
+        connected += change
+        connectedMaximum = max(connectedMaximum, connected)
+    }
+
+    /// Clients connected now, the most at once, and offline sessions kept.
+    func clientCounts() -> (connected: Int, maximum: Int, disconnected: Int) {
+        lock.withLock { (connected, connectedMaximum, max(0, sessions.count - connected)) }
     }
 
     private func end(_ session: Session) {
@@ -102,6 +126,7 @@ final class Router: @unchecked Sendable {
             for session in list { sessions[session.clientID] = nil }
             return list
         }
+        if !expired.isEmpty { counters.withLockedValue { $0.expired += expired.count } }
         for session in expired {
             removeSubscriptions(of: session)
             logger.notice("Expiring client \(session.clientID) due to timeout.")
@@ -161,8 +186,11 @@ final class Router: @unchecked Sendable {
             if congested { batch?.congested = true }
             if let batch { batch.wake(handle) } else { handle.wakeSoon() }
             return true
+        case .skipped:
+            return false
         case .dropped(let reason, let congested):
             if congested { batch?.congested = true }
+            counters.withLockedValue { $0.dropped += 1 }
             let count = session.dropped
             if count == 1 || count % 1000 == 0 {
                 logger.warning("Outgoing messages are being dropped for client \(session.clientID): \(reason) (\(count) dropped so far).")

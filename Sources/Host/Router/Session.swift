@@ -115,6 +115,9 @@ final class Session: @unchecked Sendable {
         case wake(ConnectionHandle, congested: Bool)
         /// Not queued (a limit was reached); `congested` as for `queued`.
         case dropped(reason: String, congested: Bool)
+        /// Not queued, by rule rather than for a limit: QoS 0 for an offline client without
+        /// `queue_qos0_messages`.
+        case skipped
     }
 
     /// Queues a delivery for this session (any thread).
@@ -128,7 +131,7 @@ final class Session: @unchecked Sendable {
             let online = connection != nil
             if delivery.qos == .atMostOnce {
                 if !online && !limits.queueQoS0Offline {
-                    return .dropped(reason: "QoS 0 message for an offline client", congested: false)
+                    return .skipped
                 }
                 if !online || outputBlocked {
                     if let reason = overLimit(waiting: queuedQoS0 + (online ? 0 : queuedQoS12), bytes: queuedBytes) {

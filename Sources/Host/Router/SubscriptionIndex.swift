@@ -38,13 +38,16 @@ final class ShareGroup: @unchecked Sendable {
 
     var isEmpty: Bool { lock.withLock { members.isEmpty } }
 
-    func add(_ session: Session, _ subscription: Subscription) {
+    /// Adds or replaces a member; returns whether it is new.
+    @discardableResult
+    func add(_ session: Session, _ subscription: Subscription) -> Bool {
         lock.withLock {
             if let i = members.firstIndex(where: { $0.session === session }) {
                 members[i] = (session, subscription)
-            } else {
-                members.append((session, subscription))
+                return false
             }
+            members.append((session, subscription))
+            return true
         }
     }
 
@@ -89,7 +92,10 @@ final class SubscriptionIndex: @unchecked Sendable {
     private let root = Node()
     private var cache: [String: MatchResult] = [:]
     private let cacheLimit = 4096
-    private(set) var count = 0
+    private var count = 0
+
+    /// Subscriptions now; each member of a shared subscription counts once.
+    var subscriptionCount: Int { lock.withLock { count } }
 
     /// Adds or replaces a session's subscription.
     func add(_ session: Session, _ subscription: Subscription) {
@@ -98,7 +104,7 @@ final class SubscriptionIndex: @unchecked Sendable {
             if let group = subscription.group {
                 let shareGroup = node.groups[group] ?? ShareGroup(name: group, filter: subscription.filter)
                 node.groups[group] = shareGroup
-                shareGroup.add(session, subscription)
+                if shareGroup.add(session, subscription) { count += 1 }
             } else {
                 if node.subscribers.updateValue((session, subscription), forKey: ObjectIdentifier(session)) == nil {
                     count += 1
@@ -116,6 +122,7 @@ final class SubscriptionIndex: @unchecked Sendable {
             var removed = false
             if let group = subscription.group, let shareGroup = node.groups[group] {
                 removed = shareGroup.remove(session)
+                if removed { count -= 1 }
                 if shareGroup.isEmpty { node.groups[group] = nil }
             } else if node.subscribers.removeValue(forKey: ObjectIdentifier(session)) != nil {
                 count -= 1

@@ -10,6 +10,9 @@ import PluginAPI
 import SQLitePlugin
 import TCPPlugin
 import TLSPlugin
+import LogPlugin
+import SysPlugin
+import UserHooks
 
 /// The built-in plugins, by registry name. Adding a plugin is a new target plus one line here.
 public enum BuiltInPlugins {
@@ -19,6 +22,10 @@ public enum BuiltInPlugins {
         PasswordFilePlugin.descriptor,
         ACLFilePlugin.descriptor,
         SQLitePlugin.descriptor,
+        LogHook.descriptor,
+        SysHook.descriptor,
+        // Hooks under Sources/Plugins/UserHooks: one line each.
+        TopicRewriteHook.descriptor,
     ])
 }
 
@@ -33,12 +40,18 @@ public final class Broker: @unchecked Sendable {
     private var contexts: [BrokerContext] = []
     private var plugins: [any Plugin] = []
     private var sweepTask: RepeatedTask?
+    private var tickTasks: [RepeatedTask] = []
+    /// The hooks, by event (implicit `log` and `sys` first, then `plugin` lines in config order).
+    let hooks: Hooks
+    /// What hooks may ask of the broker.
+    let services: BrokerServicesProvider
     /// Ports the listeners are bound to, in listener order (useful with port 0).
     public private(set) var boundPorts: [Int] = []
 
     /// Builds the broker from a parsed config; throws on options or plugins that cannot be honoured.
+    /// `hookDeadline` bounds every future a hook returns.
     public init(config: BrokerConfig, logger: Logger, registry: PluginRegistry = BuiltInPlugins.registry,
-                group: MultiThreadedEventLoopGroup? = nil) throws {
+                group: MultiThreadedEventLoopGroup? = nil, hookDeadline: TimeAmount = .seconds(5)) throws {
         self.config = config
         self.logger = logger
         self.ownsGroup = group == nil
@@ -54,6 +67,10 @@ public final class Broker: @unchecked Sendable {
         settings.maximumQoS = QoS(rawValue: UInt8(clamping: config.maxQoS)) ?? .exactlyOnce
         self.router = Router(settings: settings, logger: logger)
         let loops = LoopContexts(group: self.group)
+        services = BrokerServicesProvider(version: "midge version \(MidgeCommand.version)", group: self.group,
+                                          router: router, loops: loops)
+        var hookEntries = try Self.implicitHooks(config: config, registry: registry)
+        var listenerSettings: [(AccessControl, ConnectSettings)] = []
 
         // One chain for all listeners, or one per listener under `per_listener_settings true`.
         var chains: [SecurityKey: (authenticators: [any AuthenticationPlugin], authorizers: [any AuthorizationPlugin])] = [:]
@@ -66,6 +83,7 @@ public final class Broker: @unchecked Sendable {
             if chains[key] == nil {
                 let made = try Self.makeChain(security, registry: registry, config: config)
                 plugins += made.plugins
+                hookEntries += made.hooks
                 chains[key] = (made.authenticators, made.authorizers)
             }
             let (authenticators, authorizers) = chains[key]!
@@ -81,8 +99,6 @@ public final class Broker: @unchecked Sendable {
             connect.maxTopicAlias = listener.maxTopicAlias
             connect.maxInflightMessages = config.maxInflightMessages
             connect.connectionMessages = config.connectionMessages
-            contexts.append(BrokerContext(router: router, access: access, connect: connect, logger: logger,
-                                          loops: loops))
 
             if let mount = listener.mountPoint {
                 throw ConfigError(file: listener.file, line: listener.line,
@@ -93,6 +109,7 @@ public final class Broker: @unchecked Sendable {
                                   message: "listener \(listener.port): bind_interface \(device) is not supported yet")
             }
             connect.useUsernameAsClientID = listener.useUsernameAsClientID
+            listenerSettings.append((access, connect))
             if listener.protocolName != "mqtt" {
                 throw ConfigError(file: listener.file, line: listener.line,
                                   message: "listener \(listener.port): protocol \(listener.protocolName) is not supported yet")
@@ -117,6 +134,36 @@ public final class Broker: @unchecked Sendable {
             }
             transports.append((transport, listener))
         }
+        hooks = Hooks(hookEntries, deadline: hookDeadline, logger: logger)
+        services.hooks = hooks
+        for entry in hookEntries where !plugins.contains(where: { $0 === entry.hook }) {
+            plugins.append(entry.hook)
+        }
+        contexts = listenerSettings.map { access, connect in
+            BrokerContext(router: router, access: access, connect: connect, logger: logger, loops: loops,
+                          hooks: hooks)
+        }
+    }
+
+    /// The hooks Mosquitto's own directives ask for: `log` (from `log_type` and `connection_messages`) and
+    /// `sys` (the `$SYS` tree every `sys_interval` seconds, unless it is 0).
+    private static func implicitHooks(config: BrokerConfig, registry: PluginRegistry) throws -> [Hooks.Entry] {
+        var entries: [Hooks.Entry] = []
+        var made: [(String, [(String, String)])] = [
+            ("log", [("log_type", config.logTypes.joined(separator: ",")),
+                     ("connection_messages", config.connectionMessages ? "true" : "false")]),
+        ]
+        if config.sysInterval > 0 { made.append(("sys", [("sys_interval", String(config.sysInterval))])) }
+        for (name, values) in made {
+            guard let descriptor = registry.descriptor(named: name) else { continue }
+            var options = PluginOptions(pluginName: name, entries: values.map { ($0.0, $0.1, nil) })
+            let plugin = try descriptor.make(&options, PluginContext(
+                logger: Logger(label: "midge.plugin.\(name)"),
+                configDirectory: config.loadedFiles.first.map(directoryOf) ?? "."))
+            guard let hook = plugin as? any HookPlugin else { continue }
+            if !hook.events.isEmpty { entries.append(Hooks.Entry(hook: hook, name: name, rejectOnError: true)) }
+        }
+        return entries
     }
 
     private enum SecurityKey: Hashable {
@@ -127,7 +174,8 @@ public final class Broker: @unchecked Sendable {
     /// Creates the plugins of one security section: `password_file` (the `passwd` plugin), then `plugin`
     /// lines in config order, then `acl_file` (the `acl-file` plugin).
     private static func makeChain(_ security: SecurityConfig, registry: PluginRegistry, config: BrokerConfig) throws
-        -> (plugins: [any Plugin], authenticators: [any AuthenticationPlugin], authorizers: [any AuthorizationPlugin]) {
+        -> (plugins: [any Plugin], authenticators: [any AuthenticationPlugin], authorizers: [any AuthorizationPlugin],
+            hooks: [Hooks.Entry]) {
         var pluginConfigs: [PluginConfig] = []
         if let path = security.passwordFile {
             pluginConfigs.append(PluginConfig(name: "passwd", options: [(key: "password_file", value: path)],
@@ -141,6 +189,7 @@ public final class Broker: @unchecked Sendable {
         var plugins: [any Plugin] = []
         var authenticators: [any AuthenticationPlugin] = []
         var authorizers: [any AuthorizationPlugin] = []
+        var hooks: [Hooks.Entry] = []
         for pluginConfig in pluginConfigs {
             guard let descriptor = registry.descriptor(named: pluginConfig.name) else {
                 throw ConfigError(file: pluginConfig.file, line: pluginConfig.line,
@@ -149,20 +198,40 @@ public final class Broker: @unchecked Sendable {
             let origin = pluginConfig.line > 0 ? PluginOptions.Origin(file: pluginConfig.file, line: pluginConfig.line) : nil
             var options = PluginOptions(pluginName: pluginConfig.name,
                                         entries: pluginConfig.options.map { ($0.key, $0.value, origin) })
-            let plugin = try descriptor.make(&options, PluginContext(
-                logger: Logger(label: "midge.plugin.\(pluginConfig.name)"),
-                configDirectory: config.loadedFiles.first.map(directoryOf) ?? "."))
+            // Every hook's own option: what a failure of its publish answer means.
+            let onError = options.string("on_error")
+            let plugin: any Plugin
+            do {
+                plugin = try descriptor.make(&options, PluginContext(
+                    logger: Logger(label: "midge.plugin.\(pluginConfig.name)"),
+                    configDirectory: config.loadedFiles.first.map(directoryOf) ?? "."))
+            } catch var error as PluginError where error.origin == nil {
+                // A missing option has no line of its own: name the `plugin` line.
+                error.origin = origin
+                throw error
+            }
             let authentication = plugin as? any AuthenticationPlugin
             let authorization = plugin as? any AuthorizationPlugin
-            if authentication == nil && authorization == nil {
+            let hook = plugin as? any HookPlugin
+            if authentication == nil && authorization == nil && hook == nil {
                 throw ConfigError(file: pluginConfig.file, line: pluginConfig.line,
-                                  message: "plugin '\(pluginConfig.name)' is not an authentication or authorization plugin")
+                                  message: "plugin '\(pluginConfig.name)' is not an authentication, authorization or hook plugin")
+            }
+            if let onError {
+                guard hook != nil, onError == "reject" || onError == "accept" else {
+                    throw ConfigError(file: pluginConfig.file, line: pluginConfig.line, message: hook == nil
+                        ? "plugin '\(pluginConfig.name)': plugin_opt_on_error applies to hook plugins only"
+                        : "plugin '\(pluginConfig.name)': plugin_opt_on_error must be reject or accept, not '\(onError)'")
+                }
+            }
+            if let hook {
+                hooks.append(Hooks.Entry(hook: hook, name: pluginConfig.name, rejectOnError: onError != "accept"))
             }
             if let authentication { authenticators.append(authentication) }
             if let authorization { authorizers.append(authorization) }
             plugins.append(plugin)
         }
-        return (plugins, authenticators, authorizers)
+        return (plugins, authenticators, authorizers, hooks)
     }
 
     /// `generate_certificates true`: a TLS listener whose certfile and keyfile are both missing gets a CA and
@@ -210,7 +279,12 @@ public final class Broker: @unchecked Sendable {
             }
         }
         logger.notice(failures == 0 ? "Reloaded." : "Reloaded with \(failures) failure(s); see above.")
+        services.countReload(failed: failures > 0)
         for handle in router.connectedHandles() { handle.revalidate() }
+        if !hooks.reload.isEmpty {
+            let loop = group.next()
+            try? await hooks.notifyAll(hooks.reload, event: "reload", on: loop) { try $0.reloaded(on: loop) }.get()
+        }
     }
 
     /// One event loop per core, or `MIDGE_EVENT_LOOPS` (for measurements, or to leave cores to others).
@@ -223,6 +297,7 @@ public final class Broker: @unchecked Sendable {
 
     /// Starts plugins, binds every listener, and starts housekeeping.
     public func start() async throws {
+        for entry in hooks.all { entry.hook.attach(services) }
         for plugin in plugins { try await plugin.start() }
         if config.localOnlyMode {
             logger.notice("Starting in local only mode. Connections will only be possible from clients running on this machine.")
@@ -251,6 +326,13 @@ public final class Broker: @unchecked Sendable {
         await warnAboutDefaultCredentials()
         sweepTask = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [router] _ in
             router.sweepExpiredSessions()
+        }
+        for entry in hooks.tick {
+            let loop = group.next()
+            let interval = max(entry.hook.tickInterval, .milliseconds(10))
+            tickTasks.append(loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [hooks] _ in
+                hooks.notify([entry], event: "tick", on: loop) { try $0.tick(on: loop) }
+            })
         }
     }
 
@@ -304,6 +386,12 @@ public final class Broker: @unchecked Sendable {
 
     /// Stops listening, closes clients, stops plugins.
     public func shutdown() async {
+        if !hooks.shutdown.isEmpty {
+            let loop = group.next()
+            try? await hooks.notifyAll(hooks.shutdown, event: "shutdown", on: loop) { try $0.shuttingDown(on: loop) }.get()
+        }
+        for task in tickTasks { task.cancel() }
+        tickTasks = []
         sweepTask?.cancel()
         for (transport, _) in transports { await transport.close() }
         for plugin in plugins { await plugin.shutdown() }

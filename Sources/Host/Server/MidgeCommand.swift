@@ -52,7 +52,9 @@ public struct MidgeCommand: AsyncParsableCommand {
 
     /// Loads the config and runs the broker until SIGTERM or SIGINT.
     public func execute() async throws {
-        let config = try loadConfig()
+        var config = try loadConfig()
+        // -v: every log type, for the broker's own lines and for the `log` hook's.
+        if verbose { config.logTypes = ["all"] }
         let logger = Self.makeLogger(config: config, verbose: verbose)
         for warning in config.warnings { logger.warning("\(warning)") }
         for note in Self.notYetHonoured(config) { logger.warning("\(note)") }

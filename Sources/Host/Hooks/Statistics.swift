@@ -1,0 +1,101 @@
+import Foundation
+import MQTT
+import NIOCore
+import PluginAPI
+
+/// Counters one event loop keeps for its connections: plain integers, touched only on that loop, summed
+/// across loops when someone asks (`BrokerServices.statistics()`), so counting costs an add per event.
+struct LoopCounters {
+    var messagesReceived = 0
+    var messagesSent = 0
+    var publishReceived = 0
+    var publishSent = 0
+    var publishDropped = 0
+    var bytesReceived = 0
+    var bytesSent = 0
+    var connectionsAccepted = 0
+    var connectionsByListener: [String: Int] = [:]
+
+    mutating func add(_ other: LoopCounters) {
+        messagesReceived += other.messagesReceived
+        messagesSent += other.messagesSent
+        publishReceived += other.publishReceived
+        publishSent += other.publishSent
+        publishDropped += other.publishDropped
+        bytesReceived += other.bytesReceived
+        bytesSent += other.bytesSent
+        connectionsAccepted += other.connectionsAccepted
+        connectionsByListener.merge(other.connectionsByListener, uniquingKeysWith: +)
+    }
+}
+
+/// What hooks may ask of the broker (`BrokerServices`), answered from the router and the loops' counters.
+final class BrokerServicesProvider: BrokerServices, @unchecked Sendable {
+    let version: String
+    let startedAt = Date()
+    let eventLoopGroup: any EventLoopGroup
+    private let router: Router
+    private let loops: LoopContexts
+    /// Set once the hooks exist (they are made after this provider).
+    var hooks: Hooks?
+    /// Reload counts, from the broker (only touched under `reloadLock`).
+    private let reloadLock = NSLock()
+    private var reloads = 0
+    private var reloadsFailed = 0
+
+    init(version: String, group: any EventLoopGroup, router: Router, loops: LoopContexts) {
+        self.version = version
+        self.eventLoopGroup = group
+        self.router = router
+        self.loops = loops
+    }
+
+    func publish(_ message: HookMessage) {
+        router.publish(Message(topic: message.topic, payload: message.payload, qos: message.qos,
+                               retain: message.retain, properties: message.properties.allowed(in: .publish)),
+                       batch: nil)
+    }
+
+    func countReload(failed: Bool) {
+        reloadLock.lock()
+        reloads += 1
+        if failed { reloadsFailed += 1 }
+        reloadLock.unlock()
+    }
+
+    func statistics() -> EventLoopFuture<BrokerStatistics> {
+        let loop = eventLoopGroup.next()
+        let perLoop = loops.all.map { context in
+            context.eventLoop.submit { context.counters }
+        }
+        return EventLoopFuture.whenAllSucceed(perLoop, on: loop).map { [self] all in
+            var total = LoopCounters()
+            for counters in all { total.add(counters) }
+            var statistics = BrokerStatistics()
+            statistics.uptime = Int(Date().timeIntervalSince(startedAt))
+            let clients = router.clientCounts()
+            statistics.clientsConnected = clients.connected
+            statistics.clientsMaximum = clients.maximum
+            statistics.clientsDisconnected = clients.disconnected
+            let counters = router.counters.withLockedValue { $0 }
+            statistics.clientsExpired = counters.expired
+            statistics.publishDropped = counters.dropped + total.publishDropped
+            statistics.connectionsAccepted = total.connectionsAccepted
+            statistics.connectionsByListener = total.connectionsByListener
+            statistics.messagesReceived = total.messagesReceived
+            statistics.messagesSent = total.messagesSent
+            statistics.publishReceived = total.publishReceived
+            statistics.publishSent = total.publishSent
+            statistics.bytesReceived = total.bytesReceived
+            statistics.bytesSent = total.bytesSent
+            statistics.subscriptions = router.index.subscriptionCount
+            statistics.retainedMessages = router.retained.messageCount
+            reloadLock.lock()
+            statistics.reloads = reloads
+            statistics.reloadsFailed = reloadsFailed
+            reloadLock.unlock()
+            statistics.hookFailures = hooks?.failures ?? 0
+            return statistics
+        }
+    }
+}

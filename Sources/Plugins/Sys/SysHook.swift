@@ -1,0 +1,130 @@
+import Foundation
+public import NIOCore
+public import PluginAPI
+import MQTT
+
+/// The `sys` hook: publishes the `$SYS/broker/...` tree Mosquitto publishes, every `sys_interval` seconds,
+/// as retained QoS 0 messages. Like Mosquitto, `$SYS/broker/version` is published once at start, uptime on
+/// every interval, and every other topic only when its value changed. The broker loads it by itself when
+/// `sys_interval` is above 0 (Mosquitto's default is 10); it handles only the `tick` event.
+///
+/// Options: `sys_interval` (seconds, default 10).
+public final class SysHook: HookPlugin, @unchecked Sendable {
+    /// Registry entry.
+    public static let descriptor = PluginDescriptor(name: "sys", summary: "the $SYS/broker topic tree") { options, _ in
+        try SysHook(options: &options)
+    }
+
+    public let events: HookEvents = [.tick]
+    public let tickInterval: TimeAmount
+    private let interval: Int
+    private var broker: (any BrokerServices)?
+    /// Touched only from `tick`, which the host never runs twice at once for one hook (one repeated task).
+    private var published: [String: String] = [:]
+    private var versionSent = false
+    private var last: (time: Date, statistics: BrokerStatistics)?
+    private var loads = LoadAverages()
+
+    public init(options: inout PluginOptions) throws {
+        let seconds = try options.int("sys_interval") ?? 10
+        guard seconds > 0 else {
+            throw PluginError(pluginName: "sys", message: "option 'sys_interval' must be at least 1")
+        }
+        try options.finish()
+        interval = seconds
+        tickInterval = .seconds(Int64(seconds))
+    }
+
+    public func attach(_ broker: any BrokerServices) {
+        self.broker = broker
+    }
+
+    public func start() async throws {
+        // The first values at once, as Mosquitto does, rather than after one interval.
+        guard let broker else { return }
+        let statistics = try await broker.statistics().get()
+        update(statistics, now: Date())
+    }
+
+    public func tick(on eventLoop: any EventLoop) throws -> HookAnswer {
+        guard let broker else { return .now(()) }
+        return .later(broker.statistics().hop(to: eventLoop).map { statistics in
+            self.update(statistics, now: Date())
+        })
+    }
+
+    private func update(_ statistics: BrokerStatistics, now: Date) {
+        guard let broker else { return }
+        if !versionSent {
+            versionSent = true
+            broker.publish(HookMessage(topic: "$SYS/broker/version", payload: ByteBuffer(string: broker.version),
+                                       retain: true))
+        }
+        publish("$SYS/broker/uptime", "\(statistics.uptime) seconds", always: true)
+        publish("$SYS/broker/clients/total", statistics.clientsTotal)
+        publish("$SYS/broker/clients/inactive", statistics.clientsDisconnected)
+        publish("$SYS/broker/clients/disconnected", statistics.clientsDisconnected)
+        publish("$SYS/broker/clients/active", statistics.clientsConnected)
+        publish("$SYS/broker/clients/connected", statistics.clientsConnected)
+        publish("$SYS/broker/clients/expired", statistics.clientsExpired)
+        publish("$SYS/broker/clients/maximum", statistics.clientsMaximum)
+        publish("$SYS/broker/messages/received", statistics.messagesReceived)
+        publish("$SYS/broker/messages/sent", statistics.messagesSent)
+        publish("$SYS/broker/publish/messages/received", statistics.publishReceived)
+        publish("$SYS/broker/publish/messages/sent", statistics.publishSent)
+        publish("$SYS/broker/publish/messages/dropped", statistics.publishDropped)
+        publish("$SYS/broker/bytes/received", statistics.bytesReceived)
+        publish("$SYS/broker/bytes/sent", statistics.bytesSent)
+        publish("$SYS/broker/subscriptions/count", statistics.subscriptions)
+        publish("$SYS/broker/retained messages/count", statistics.retainedMessages)
+        if let last, now.timeIntervalSince(last.time) > 0 {
+            let elapsed = now.timeIntervalSince(last.time)
+            let perMinute = 60 / elapsed
+            let old = last.statistics
+            func rate(_ value: (BrokerStatistics) -> Int) -> Double {
+                Double(max(0, value(statistics) - value(old))) * perMinute
+            }
+            loads.update("messages/received", rate { $0.messagesReceived }, elapsed: elapsed)
+            loads.update("messages/sent", rate { $0.messagesSent }, elapsed: elapsed)
+            loads.update("publish/received", rate { $0.publishReceived }, elapsed: elapsed)
+            loads.update("publish/sent", rate { $0.publishSent }, elapsed: elapsed)
+            loads.update("publish/dropped", rate { $0.publishDropped }, elapsed: elapsed)
+            loads.update("bytes/received", rate { $0.bytesReceived }, elapsed: elapsed)
+            loads.update("bytes/sent", rate { $0.bytesSent }, elapsed: elapsed)
+            loads.update("connections", rate { $0.connectionsAccepted }, elapsed: elapsed)
+            for (name, values) in loads.values {
+                for (window, value) in zip(["1min", "5min", "15min"], values) {
+                    publish("$SYS/broker/load/\(name)/\(window)", String(format: "%.2f", value))
+                }
+            }
+        }
+        last = (now, statistics)
+    }
+
+    private func publish(_ topic: String, _ value: Int) {
+        publish(topic, String(value))
+    }
+
+    private func publish(_ topic: String, _ value: String, always: Bool = false) {
+        guard always || published[topic] != value, let broker else { return }
+        published[topic] = value
+        broker.publish(HookMessage(topic: topic, payload: ByteBuffer(string: value), retain: true))
+    }
+}
+
+/// Mosquitto's load figures: exponentially weighted averages of a per-minute rate over 1, 5 and 15 minutes.
+struct LoadAverages {
+    private(set) var values: [(String, [Double])] = []
+
+    mutating func update(_ name: String, _ rate: Double, elapsed: Double) {
+        let windows = [60.0, 300.0, 900.0]
+        let index = values.firstIndex { $0.0 == name } ?? {
+            values.append((name, [0, 0, 0]))
+            return values.count - 1
+        }()
+        for (i, window) in windows.enumerated() {
+            let decay = exp(-elapsed / window)
+            values[index].1[i] = rate + decay * (values[index].1[i] - rate)
+        }
+    }
+}

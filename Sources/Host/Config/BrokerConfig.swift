@@ -122,6 +122,9 @@ public struct ListenerConfig: Sendable, Equatable {
     public var maxQoS: Int
     /// `max_topic_alias`, 0...65535, default 10.
     public var maxTopicAlias: Int
+    /// `max_topic_alias_broker` (Mosquitto 2.1's name): the most topic aliases the broker uses towards a 5.0
+    /// client that accepts them, 0...65535; default 0, none, as Mosquitto 2.0 (which never sends them).
+    public var maxTopicAliasBroker = 0
     /// `use_username_as_clientid`.
     public var useUsernameAsClientID: Bool
     /// Raw TLS directives for this listener, keyed by their mosquitto name

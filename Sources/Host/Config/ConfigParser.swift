@@ -42,7 +42,7 @@ import Foundation
 /// |---|---|
 /// | `listener PORT [ADDRESS]` | Supported. `listener 0 PATH` (Unix socket): **error**, not supported yet. |
 /// | `port`, `bind_address` | Supported: configure mosquitto's default listener (deprecated in mosquitto; warning). |
-/// | `protocol` (`mqtt`/`websockets`), `max_connections`, `mount_point`, `socket_domain`, `bind_interface`, `max_qos`, `max_topic_alias`, `use_username_as_clientid` | Supported, per listener. |
+/// | `protocol` (`mqtt`/`websockets`), `max_connections`, `mount_point`, `socket_domain`, `bind_interface`, `max_qos`, `max_topic_alias`, `max_topic_alias_broker` (Mosquitto 2.1), `use_username_as_clientid` | Supported, per listener. |
 /// | `certfile`, `keyfile`, `cafile`, `capath`, `crlfile`, `dhparamfile`, `ciphers`, `ciphers_tls1.3`, `tls_version`, `require_certificate`, `use_identity_as_username`, `use_subject_as_username`, `tls_engine`, `tls_engine_kpass_sha1`, `tls_keyform` | Kept per listener in `ListenerConfig.tls` for the TLS plugin. |
 /// | `per_listener_settings`, `allow_anonymous`, `allow_zero_length_clientid`, `auto_id_prefix`, `password_file`, `acl_file` | Supported (global, or per listener under `per_listener_settings true`). |
 /// | `plugin NAME`, `plugin_opt_*`, `auth_opt_*`, `auth_plugin_deny_special_chars` | Supported with built-in plugin names. A `.so` / path value: **error** (shared-library plugins, including the Dynamic Security plugin, not supported yet). |
@@ -184,7 +184,7 @@ private let configBridgeDirectives: Set<String> = [
 ]
 
 private let configMosquitto21Directives: Set<String> = [
-    "global_plugin", "accept_protocol_versions", "enable_control_api", "max_topic_alias_broker",
+    "global_plugin", "accept_protocol_versions", "enable_control_api",
     "global_max_clients", "global_max_connections", "disable_client_cert_date_checks", "quic_log_level",
 ]
 
@@ -486,6 +486,11 @@ private struct ConfigFileParser {
             let aliases = try int(directive, value, location, 0...65535)
             let ref = listenerTarget(directive, location, state)
             withListener(ref) { $0.maxTopicAlias = aliases }
+
+        case "max_topic_alias_broker":
+            let aliases = try int(directive, value, location, 0...65535)
+            let ref = listenerTarget(directive, location, state)
+            withListener(ref) { $0.maxTopicAliasBroker = aliases }
 
         case "use_username_as_clientid":
             let flag = try bool(directive, value, location)

@@ -88,6 +88,8 @@ struct ConnectSettings: Sendable {
     var messageSizeLimit = 0
     /// Highest topic alias a 5.0 client may use (Mosquitto's `max_topic_alias`, default 10).
     var maxTopicAlias = 10
+    /// Most topic aliases the broker uses towards a 5.0 client (`max_topic_alias_broker`; 0 = none).
+    var maxTopicAliasBroker = 0
     var maxInflightMessages = 20
     var connectionMessages = true
     /// Use the user name as client id (`use_username_as_clientid`).

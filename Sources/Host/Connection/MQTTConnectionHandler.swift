@@ -48,6 +48,10 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     private var needsFlush = false
     private var inRead = false
     private var topicAliases: [UInt16: String] = [:]
+    /// Topic aliases this connection uses towards the client (`max_topic_alias_broker`), first come first
+    /// served: the first `outgoingAliasLimit` topics sent get one, for as long as the connection lives.
+    private var outgoingAliases: [String: UInt16] = [:]
+    private var outgoingAliasLimit = 0
     private var remoteAddress: String?
     /// Kept to check the client again after a reload (secret: never logged).
     private var credentials: Credentials?
@@ -447,6 +451,9 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             expiry = connect.cleanStart ? 0 : nil
         }
         sessionExpiry = expiry
+        if version == .v5 {
+            outgoingAliasLimit = min(Int(connect.properties.topicAliasMaximum ?? 0), settings.maxTopicAliasBroker)
+        }
         if var kept = connect.will {
             kept.payload = kept.payload.detached()
             will = kept
@@ -827,7 +834,19 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
                     }
                     for id in delivery.subscriptionIDs { properties.append(.subscriptionIdentifier(id)) }
                 }
-                let publish = PublishPacket(topic: message.topic, payload: message.payload, qos: delivery.qos,
+                var topic = message.topic
+                var newAlias: UInt16?
+                if outgoingAliasLimit > 0 {
+                    if let alias = outgoingAliases[topic] {
+                        properties.append(.topicAlias(alias))
+                        topic = ""
+                    } else if outgoingAliases.count < outgoingAliasLimit {
+                        // Recorded once the packet is really sent (it may be too large for the client).
+                        newAlias = UInt16(outgoingAliases.count + 1)
+                        properties.append(.topicAlias(newAlias!))
+                    }
+                }
+                let publish = PublishPacket(topic: topic, payload: message.payload, qos: delivery.qos,
                                             retain: delivery.retain, dup: dup, packetID: packetID,
                                             properties: properties)
                 if maximum > 0 && publish.encodedSize(version: version) > maximum {
@@ -837,6 +856,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
                     continue
                 }
                 publish.write(version: version, to: &buffer)
+                if let newAlias { outgoingAliases[message.topic] = newAlias }
                 loopContext.counters.messagesSent += 1
                 loopContext.counters.publishSent += 1
                 if !broker.hooks.deliver.isEmpty, let client {

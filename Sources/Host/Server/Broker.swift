@@ -97,6 +97,7 @@ public final class Broker: @unchecked Sendable {
             connect.maxPacketSize = config.maxPacketSize
             connect.messageSizeLimit = config.messageSizeLimit
             connect.maxTopicAlias = listener.maxTopicAlias
+            connect.maxTopicAliasBroker = listener.maxTopicAliasBroker
             connect.maxInflightMessages = config.maxInflightMessages
             connect.connectionMessages = config.connectionMessages
 

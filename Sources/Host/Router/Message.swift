@@ -72,6 +72,9 @@ struct Delivery {
     var retain: Bool
     /// Subscription identifiers of the matching subscriptions (5.0).
     var subscriptionIDs: [Int]
+    /// For a message sent through a shared subscription: its group, so that another member gets it if this
+    /// session ends before acknowledging it.
+    var shareGroup: ShareGroup? = nil
 }
 
 extension ByteBuffer {

@@ -66,7 +66,7 @@ final class Router: @unchecked Sendable {
             if replaced == nil { countConnected(+1) }
             return ConnectResult(session: session, sessionPresent: false, replaced: replaced)
         }
-        if let discarded { removeSubscriptions(of: discarded) }
+        if let discarded { endShared(discarded) }
         return result
     }
 
@@ -94,7 +94,26 @@ final class Router: @unchecked Sendable {
             sessions[session.clientID] = nil
             return true
         }
-        if removed { removeSubscriptions(of: session) }
+        if removed { endShared(session) }
+    }
+
+    /// A session ended: it leaves its subscriptions, and the messages it got through shared subscriptions
+    /// and never acknowledged go to another member of the group (MQTT 5.0 4.8.2 recommends it; Mosquitto
+    /// drops them).
+    private func endShared(_ session: Session) {
+        removeSubscriptions(of: session)
+        let unacknowledged = session.takeUnacknowledgedShared()
+        guard !unacknowledged.isEmpty else { return }
+        var moved = 0
+        for delivery in unacknowledged {
+            guard let group = delivery.shareGroup, let (member, subscription) = group.pick(), member !== session
+            else { continue }
+            let target = Target(session: member, subscription: subscription, shareGroup: group)
+            if deliver(delivery.message, to: target, retain: false, batch: nil) { moved += 1 }
+        }
+        if moved > 0 {
+            logger.info("Session \(session.clientID) ended with \(moved) unacknowledged shared-subscription message(s); sent to other members.")
+        }
     }
 
     private func removeSubscriptions(of session: Session) {
@@ -128,7 +147,7 @@ final class Router: @unchecked Sendable {
         }
         if !expired.isEmpty { counters.withLockedValue { $0.expired += expired.count } }
         for session in expired {
-            removeSubscriptions(of: session)
+            endShared(session)
             logger.notice("Expiring client \(session.clientID) due to timeout.")
         }
         return expired.count
@@ -160,7 +179,8 @@ final class Router: @unchecked Sendable {
         }
         for group in match.groups {
             if let (session, subscription) = group.pick(),
-               deliver(message, to: Target(session: session, subscription: subscription), retain: false, batch: batch) {
+               deliver(message, to: Target(session: session, subscription: subscription, shareGroup: group),
+                       retain: false, batch: batch) {
                 delivered += 1
             }
         }
@@ -177,7 +197,7 @@ final class Router: @unchecked Sendable {
         qos = min(qos, settings.maximumQoS)
         let retainFlag = retain || (options.retainAsPublished && message.retain)
         let delivery = Delivery(message: message, qos: qos, retain: retainFlag,
-                                subscriptionIDs: target.identifiers)
+                                subscriptionIDs: target.identifiers, shareGroup: target.shareGroup)
         switch session.enqueue(delivery, publisher: batch?.publisher) {
         case .queued(let congested):
             if congested { batch?.congested = true }

@@ -313,6 +313,32 @@ final class Session: @unchecked Sendable {
     }
 
     func countDropped() { lock.withLock { dropped += 1 } }
+
+    /// Removes and returns the messages that came through a shared subscription and were not acknowledged:
+    /// queued, or in flight without PUBACK / PUBREC. For the router, when this session ends.
+    func takeUnacknowledgedShared() -> [Delivery] {
+        lock.withLock {
+            var taken: [Delivery] = []
+            for id in inflightOrder {
+                guard let entry = inflight[id], !entry.released, entry.delivery.shareGroup != nil else { continue }
+                taken.append(entry.delivery)
+                inflight[id] = nil
+            }
+            inflightOrder.removeAll { inflight[$0] == nil }
+            var kept = CircularBuffer<Delivery>(initialCapacity: queue.count)
+            for delivery in queue {
+                if delivery.shareGroup != nil {
+                    taken.append(delivery)
+                    queuedBytes -= delivery.message.size
+                    if delivery.qos == .atMostOnce { queuedQoS0 -= 1 } else { queuedQoS12 -= 1 }
+                } else {
+                    kept.append(delivery)
+                }
+            }
+            queue = kept
+            return taken
+        }
+    }
 }
 
 /// Limits that bound one session's memory.

@@ -8,11 +8,14 @@ struct Target {
     var session: Session
     var options: SubscriptionOptions
     var identifiers: [Int]
+    /// The share group the session was picked from, for a shared subscription.
+    var shareGroup: ShareGroup?
 
-    init(session: Session, subscription: Subscription) {
+    init(session: Session, subscription: Subscription, shareGroup: ShareGroup? = nil) {
         self.session = session
         self.options = subscription.options
         self.identifiers = subscription.identifier.map { [$0] } ?? []
+        self.shareGroup = shareGroup
     }
 }
 

@@ -32,6 +32,11 @@ public final class Broker: @unchecked Sendable {
     private var transports: [(any TransportPlugin, ListenerConfig)] = []
     private var contexts: [BrokerContext] = []
     private var plugins: [any Plugin] = []
+    /// The config line of each of `plugins`, in the same order.
+    private var pluginConfigs: [PluginConfig] = []
+    private var adminServer: AdminServer?
+    /// The port the admin HTTP listener (`admin_listener`) is bound to once started (useful with port 0).
+    public private(set) var adminPort: Int?
     private var sweepTask: RepeatedTask?
     /// Ports the listeners are bound to, in listener order (useful with port 0).
     public private(set) var boundPorts: [Int] = []
@@ -66,6 +71,7 @@ public final class Broker: @unchecked Sendable {
             if chains[key] == nil {
                 let made = try Self.makeChain(security, registry: registry, config: config)
                 plugins += made.plugins
+                pluginConfigs += made.configs
                 chains[key] = (made.authenticators, made.authorizers)
             }
             let (authenticators, authorizers) = chains[key]!
@@ -127,7 +133,8 @@ public final class Broker: @unchecked Sendable {
     /// Creates the plugins of one security section: `password_file` (the `passwd` plugin), then `plugin`
     /// lines in config order, then `acl_file` (the `acl-file` plugin).
     private static func makeChain(_ security: SecurityConfig, registry: PluginRegistry, config: BrokerConfig) throws
-        -> (plugins: [any Plugin], authenticators: [any AuthenticationPlugin], authorizers: [any AuthorizationPlugin]) {
+        -> (plugins: [any Plugin], configs: [PluginConfig], authenticators: [any AuthenticationPlugin],
+            authorizers: [any AuthorizationPlugin]) {
         var pluginConfigs: [PluginConfig] = []
         if let path = security.passwordFile {
             pluginConfigs.append(PluginConfig(name: "passwd", options: [(key: "password_file", value: path)],
@@ -139,6 +146,7 @@ public final class Broker: @unchecked Sendable {
                                               file: "acl_file", line: 0))
         }
         var plugins: [any Plugin] = []
+        var configs: [PluginConfig] = []
         var authenticators: [any AuthenticationPlugin] = []
         var authorizers: [any AuthorizationPlugin] = []
         for pluginConfig in pluginConfigs {
@@ -154,15 +162,16 @@ public final class Broker: @unchecked Sendable {
                 configDirectory: config.loadedFiles.first.map(directoryOf) ?? "."))
             let authentication = plugin as? any AuthenticationPlugin
             let authorization = plugin as? any AuthorizationPlugin
-            if authentication == nil && authorization == nil {
+            if authentication == nil && authorization == nil && !(plugin is any HTTPEndpointProvider) {
                 throw ConfigError(file: pluginConfig.file, line: pluginConfig.line,
-                                  message: "plugin '\(pluginConfig.name)' is not an authentication or authorization plugin")
+                                  message: "plugin '\(pluginConfig.name)' is not an authentication, authorization or HTTP endpoint plugin")
             }
             if let authentication { authenticators.append(authentication) }
             if let authorization { authorizers.append(authorization) }
             plugins.append(plugin)
+            configs.append(pluginConfig)
         }
-        return (plugins, authenticators, authorizers)
+        return (plugins, configs, authenticators, authorizers)
     }
 
     /// `generate_certificates true`: a TLS listener whose certfile and keyfile are both missing gets a CA and
@@ -252,6 +261,36 @@ public final class Broker: @unchecked Sendable {
         sweepTask = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [router] _ in
             router.sweepExpiredSessions()
         }
+        try await startAdminListener()
+    }
+
+    /// `admin_listener`: serves `/healthz`, `/readyz` and the plugins' endpoints, ready at once (this runs
+    /// last in `start()`). Without it, plugins' endpoints are not served: one warning says so.
+    private func startAdminListener() async throws {
+        let sources = zip(plugins, pluginConfigs).compactMap { plugin, origin -> AdminServer.EndpointSource? in
+            guard let provider = plugin as? any HTTPEndpointProvider else { return nil }
+            return AdminServer.EndpointSource(name: "plugin '\(origin.name)'", file: origin.file, line: origin.line,
+                                              endpoints: provider.httpEndpoints)
+        }
+        guard let admin = config.adminListener else {
+            let paths = sources.flatMap { $0.endpoints.map(\.path) }
+            if !paths.isEmpty {
+                logger.warning("Plugins publish HTTP endpoints (\(paths.joined(separator: ", "))) but no admin_listener is configured: they are not served.")
+            }
+            return
+        }
+        let server = try AdminServer(group: group, sources: sources, logger: logger)
+        let port: Int
+        do {
+            port = try await server.bind(host: admin.bindAddress, port: admin.port)
+        } catch {
+            throw ConfigError(file: admin.file, line: admin.line,
+                              message: "cannot listen on admin_listener port \(admin.port)\(admin.bindAddress.map { " at \($0)" } ?? ""): \(error)")
+        }
+        adminServer = server
+        adminPort = port
+        logger.notice("Admin HTTP listener on port \(port).")
+        server.markReady()
     }
 
     /// The default deployment ships the user admin with the password admin: say so loudly while it works.
@@ -304,6 +343,7 @@ public final class Broker: @unchecked Sendable {
 
     /// Stops listening, closes clients, stops plugins.
     public func shutdown() async {
+        await adminServer?.close()
         sweepTask?.cancel()
         for (transport, _) in transports { await transport.close() }
         for plugin in plugins { await plugin.shutdown() }

@@ -27,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // The wire protocol only: packets, properties, reason codes, codec, topic rules.
@@ -117,6 +119,20 @@ let package = Package(
             path: "Sources/Plugins/Sys",
             swiftSettings: upcoming
         ),
+        // The `prometheus` hook: /metrics on the admin listener (swift-metrics backed by swift-prometheus).
+        .target(
+            name: "PrometheusPlugin",
+            dependencies: [
+                "PluginAPI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            path: "Sources/Plugins/Prometheus",
+            swiftSettings: upcoming
+        ),
         // Hooks users add: one folder each under Sources/Plugins/UserHooks (see README, "Write your own hook").
         .target(
             name: "UserHooks",
@@ -130,10 +146,11 @@ let package = Package(
             name: "Host",
             dependencies: [
                 "MQTT", "PluginAPI", "TCPPlugin", "TLSPlugin", "PasswordFilePlugin", "ACLFilePlugin", "SQLitePlugin",
-                "LogPlugin", "SysPlugin", "UserHooks",
+                "LogPlugin", "SysPlugin", "PrometheusPlugin", "UserHooks",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -182,6 +199,8 @@ let package = Package(
                 "Host", "MQTT", "PluginAPI",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: upcoming
         ),

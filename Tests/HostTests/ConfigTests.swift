@@ -511,6 +511,42 @@ struct ConfigTests {
         #expect(error.message == "duplicate 'password_file' (already set at test.conf:1)")
     }
 
+    @Test("admin_listener PORT [BIND_ADDRESS]: global, once, port 0 allowed, all interfaces by default")
+    func adminListener() throws {
+        #expect(try parseConfig("").adminListener == nil)
+        let plain = try parseConfig("listener 1883\nadmin_listener 9090")
+        #expect(plain.adminListener == AdminListenerConfig(port: 9090, bindAddress: nil, file: "test.conf", line: 2))
+        #expect(plain.listeners.count == 1)
+        let bound = try parseConfig("admin_listener 0 127.0.0.1 # ephemeral, loopback")
+        #expect(bound.adminListener?.port == 0)
+        #expect(bound.adminListener?.bindAddress == "127.0.0.1")
+        #expect(bound.localOnlyMode, "the admin listener is not an MQTT listener")
+        // Global: a listener line above it does not take it over.
+        let after = try parseConfig("listener 1883 127.0.0.1\nadmin_listener 8080 ::1\nmax_connections 5")
+        #expect(after.adminListener?.bindAddress == "::1")
+        #expect(after.listeners[0].maxConnections == 5)
+
+        for (text, line, message) in [
+            ("admin_listener 9090\nadmin_listener 9091", 2, "duplicate 'admin_listener' (already set at test.conf:1)"),
+            ("admin_listener 70000", 1, "invalid port 70000 for 'admin_listener': must be between 0 (any free port) and 65535"),
+            ("admin_listener -1", 1, "invalid port -1 for 'admin_listener': must be between 0 (any free port) and 65535"),
+            ("admin_listener http", 1, "invalid port 'http' for 'admin_listener': expected an integer"),
+            ("admin_listener # none", 1, "missing value for 'admin_listener' (expected: admin_listener PORT [BIND_ADDRESS])"),
+            ("admin_listener 9090 0.0.0.0 extra", 1, "unexpected 'extra' after 'admin_listener 9090 0.0.0.0' (expected: admin_listener PORT [BIND_ADDRESS])"),
+            ("listener 1883\nadmin_listener 1883", 2, "admin_listener port 1883 is also used by the listener at test.conf:1"),
+            ("listener 1883 127.0.0.1\n\nadmin_listener 1883", 3, "admin_listener port 1883 is also used by the listener at test.conf:1"),
+            ("port 8080\nadmin_listener 8080 127.0.0.1", 2, "admin_listener port 8080 is also used by the default listener ('port'/'bind_address') at test.conf:1"),
+        ] {
+            let error = try #require(configParseError(text), "\(text)")
+            #expect(error.file == "test.conf")
+            #expect(error.line == line, "\(text)")
+            #expect(error.message == message, "\(text)")
+        }
+        // The same port on another address is fine.
+        #expect(try parseConfig("listener 1883 127.0.0.1\nadmin_listener 1883 127.0.0.2").adminListener?.port == 1883)
+        #expect(try parseConfig("listener 1883\nadmin_listener 0").adminListener?.port == 0)
+    }
+
     @Test("log_dest and log_type accumulate; none resets")
     func logging() throws {
         let config = try parseConfig("""

@@ -5,7 +5,8 @@ import pytest
 
 import mqttwire as w
 from conftest import BROKER_KIND
-from clients import Canary, PahoClient, raw, raw_connected, raw_publish, raw_subscribe, recv_publish, unique
+from clients import (Canary, MosquittoSub, PahoClient, mosquitto_pub, raw, raw_connected, raw_publish,
+                     raw_subscribe, recv_publish, unique)
 
 
 def drain_until_marker(c, version=w.V311):
@@ -252,3 +253,15 @@ def test_command_line_port_without_config(broker):
     """`-p PORT` alone: mosquitto 2.0 listens on loopback only and allows anonymous clients."""
     b = broker(config=False)
     Canary(b).roundtrip()
+
+
+def test_max_queued_messages_zero_means_no_limit(broker):
+    """`max_queued_messages 0` (no limit) once made the congestion check overflow and trap on the first
+    PUBLISH routed to a subscriber."""
+    b = broker(extra="max_queued_messages 0")
+    sub = MosquittoSub(b, "nolimit/#", count=20)
+    sub.wait_subscribed()
+    for i in range(20):
+        mosquitto_pub(b, "nolimit/x", "-m", str(i))
+    assert [m[3] for m in sub.finish()] == [str(i) for i in range(20)]
+    assert b.proc.poll() is None

@@ -166,6 +166,25 @@ public struct ListenerConfig: Sendable, Equatable {
     }
 }
 
+/// Midge only: `admin_listener PORT [BIND_ADDRESS]`, the HTTP listener for health probes and plugin endpoints
+/// (such as `/metrics`).
+public struct AdminListenerConfig: Sendable, Equatable {
+    /// 0 means an ephemeral port (for tests); the bound port is logged and in `Broker.adminPort`.
+    public var port: Int
+    /// nil = all interfaces, as for a listener.
+    public var bindAddress: String?
+    /// Where it was declared.
+    public var file: String
+    public var line: Int
+
+    public init(port: Int, bindAddress: String? = nil, file: String = "", line: Int = 0) {
+        self.port = port
+        self.bindAddress = bindAddress
+        self.file = file
+        self.line = line
+    }
+}
+
 /// The whole broker configuration, with Mosquitto 2.0's defaults.
 public struct BrokerConfig: Sendable, Equatable {
     /// Listeners from the configuration files, in file order; mosquitto's default
@@ -206,6 +225,8 @@ public struct BrokerConfig: Sendable, Equatable {
     public var setTCPNoDelay = false
     /// Midge only (`generate_certificates`): create missing TLS certificates at start-up.
     public var generateCertificates = false
+    /// Midge only (`admin_listener PORT [BIND_ADDRESS]`): the admin HTTP listener; nil = none.
+    public var adminListener: AdminListenerConfig?
     /// Seconds between $SYS updates; 0 = no $SYS.
     public var sysInterval = 10
     /// Connection limit given to the loopback listeners of local-only mode and of `-p`.

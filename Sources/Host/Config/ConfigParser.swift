@@ -51,6 +51,7 @@ import Foundation
 /// | `log_dest` (`stdout`, `stderr`, `syslog`, `topic`, `file PATH`, `none`), `log_type`, `log_timestamp`, `log_timestamp_format`, `connection_messages` | Supported. `log_dest dlt`: warning, not implemented. |
 /// | `max_inflight_messages`, `max_inflight_bytes`, `max_queued_messages`, `max_queued_bytes`, `queue_qos0_messages`, `max_keepalive`, `max_packet_size`, `message_size_limit`, `persistent_client_expiration`, `retain_available`, `upgrade_outgoing_qos`, `set_tcp_nodelay`, `sys_interval`, `user`, `pid_file` | Supported. |
 /// | `generate_certificates true` (Midge only) | Generates a CA and a server certificate for TLS listeners whose `certfile` and `keyfile` are both missing. |
+/// | `admin_listener PORT [BIND_ADDRESS]` (Midge only) | Global, at most once. The admin HTTP listener: `/healthz`, `/readyz` and plugins' endpoints (such as `/metrics`). Port 0 picks an ephemeral port; no address means all interfaces. A port and address an MQTT listener also uses: **error**. |
 /// | `persistence` / `retained_persistence` | `false`: accepted. `true`: **error**, persistence is not supported yet (data would silently be lost on restart). |
 /// | `persistence_file`, `persistence_location`, `autosave_interval`, `autosave_on_changes` | Warning: accepted but not implemented (no effect without persistence). |
 /// | `connection` and every bridge option (`address`, `topic`, `bridge_*`, `remote_*`, `local_*`, `cleansession`, `keepalive_interval`, `notifications*`, `restart_timeout`, `start_type`, `threshold`, `try_private`, `round_robin`, `idle_timeout`, `clientid`, `username`, `password`, ...) | **Error**: bridges are not supported yet. |
@@ -686,6 +687,9 @@ private struct ConfigFileParser {
             // do not exist yet (the default deployment). Never overwrites.
             config.generateCertificates = try bool(directive, value, location)
 
+        case "admin_listener":
+            try adminListenerLine(value, location)
+
         case "sys_interval":
             config.sysInterval = try int(directive, value, location, 0...65535)
 
@@ -797,6 +801,31 @@ private struct ConfigFileParser {
         state.currentListener = .explicit(explicitListeners.count - 1)
     }
 
+    /// `admin_listener PORT [BIND_ADDRESS]` (Midge only): global, at most once; port 0 = ephemeral.
+    mutating func adminListenerLine(_ value: String, _ location: ConfigLocation) throws {
+        let usage = "(expected: admin_listener PORT [BIND_ADDRESS])"
+        let words = ConfigFileParser.words(value)
+        guard let portWord = words.first, !portWord.hasPrefix("#") else {
+            throw error(location, "missing value for 'admin_listener' \(usage)")
+        }
+        guard let port = Int(portWord) else {
+            throw error(location, "invalid port '\(portWord)' for 'admin_listener': expected an integer")
+        }
+        guard (0...65535).contains(port) else {
+            throw error(location, "invalid port \(port) for 'admin_listener': must be between 0 (any free port) and 65535")
+        }
+        var address: String?
+        if words.count > 1 && !words[1].hasPrefix("#") {
+            address = words[1]
+            if words.count > 2 && !words[2].hasPrefix("#") {
+                throw error(location, "unexpected '\(words[2])' after 'admin_listener \(port) \(words[1])' \(usage)")
+            }
+        }
+        try setOnceCheck("global", "admin_listener", location)
+        config.adminListener = AdminListenerConfig(port: port, bindAddress: address,
+                                                   file: location.file, line: location.line)
+    }
+
     mutating func pluginOption(key: String, directive: String, value: String, _ location: ConfigLocation,
                                _ state: ConfigFileState) throws {
         guard !key.isEmpty else {
@@ -906,6 +935,15 @@ private struct ConfigFileParser {
                                   message: "duplicate listener for port \(listener.port)\(bind): "
                                       + "\(what) at \(there.file):\(there.line) already uses it")
             }
+        }
+
+        if let admin = config.adminListener, admin.port != 0,
+           let clash = listeners.first(where: {
+               $0.port == admin.port && ($0.bindAddress == nil || admin.bindAddress == nil || $0.bindAddress == admin.bindAddress)
+           }) {
+            let what = clash.isDefaultListener ? "the default listener ('port'/'bind_address')" : "the listener"
+            throw ConfigError(file: admin.file, line: admin.line,
+                              message: "admin_listener port \(admin.port) is also used by \(what) at \(clash.file):\(clash.line)")
         }
 
         if config.perListenerSettings {

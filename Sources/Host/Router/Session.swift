@@ -153,7 +153,7 @@ final class Session: @unchecked Sendable {
             var congested = false
             // Also slow publishers down when the queue is long though not yet counted (a QoS 0 burst waiting
             // for the subscriber's next drain), before its socket backs up and the limit starts dropping.
-            if publisher != nil, backlog >= congestionMark || queue.count >= 4 * congestionMark {
+            if publisher != nil, backlog >= congestionMark || queue.count / 4 >= congestionMark {
                 congested = pause(publisher)
             }
             if let connection, !wakePending {

@@ -12,6 +12,7 @@ import TCPPlugin
 import TLSPlugin
 import LogPlugin
 import SysPlugin
+import PrometheusPlugin
 import UserHooks
 
 /// The built-in plugins, by registry name. Adding a plugin is a new target plus one line here.
@@ -24,6 +25,7 @@ public enum BuiltInPlugins {
         SQLitePlugin.descriptor,
         LogHook.descriptor,
         SysHook.descriptor,
+        PrometheusHook.descriptor,
         // Hooks under Sources/Plugins/UserHooks: one line each.
         TopicRewriteHook.descriptor,
     ])
@@ -39,6 +41,11 @@ public final class Broker: @unchecked Sendable {
     private var transports: [(any TransportPlugin, ListenerConfig)] = []
     private var contexts: [BrokerContext] = []
     private var plugins: [any Plugin] = []
+    /// The config line of each of `plugins`, in the same order.
+    private var pluginConfigs: [PluginConfig] = []
+    private var adminServer: AdminServer?
+    /// The port the admin HTTP listener (`admin_listener`) is bound to once started (useful with port 0).
+    public private(set) var adminPort: Int?
     private var sweepTask: RepeatedTask?
     private var tickTasks: [RepeatedTask] = []
     /// The hooks, by event (implicit `log` and `sys` first, then `plugin` lines in config order).
@@ -84,6 +91,7 @@ public final class Broker: @unchecked Sendable {
                 let made = try Self.makeChain(security, registry: registry, config: config)
                 plugins += made.plugins
                 hookEntries += made.hooks
+                pluginConfigs += made.configs
                 chains[key] = (made.authenticators, made.authorizers)
             }
             let (authenticators, authorizers) = chains[key]!
@@ -175,8 +183,8 @@ public final class Broker: @unchecked Sendable {
     /// Creates the plugins of one security section: `password_file` (the `passwd` plugin), then `plugin`
     /// lines in config order, then `acl_file` (the `acl-file` plugin).
     private static func makeChain(_ security: SecurityConfig, registry: PluginRegistry, config: BrokerConfig) throws
-        -> (plugins: [any Plugin], authenticators: [any AuthenticationPlugin], authorizers: [any AuthorizationPlugin],
-            hooks: [Hooks.Entry]) {
+        -> (plugins: [any Plugin], configs: [PluginConfig], authenticators: [any AuthenticationPlugin],
+            authorizers: [any AuthorizationPlugin], hooks: [Hooks.Entry]) {
         var pluginConfigs: [PluginConfig] = []
         if let path = security.passwordFile {
             pluginConfigs.append(PluginConfig(name: "passwd", options: [(key: "password_file", value: path)],
@@ -188,6 +196,7 @@ public final class Broker: @unchecked Sendable {
                                               file: "acl_file", line: 0))
         }
         var plugins: [any Plugin] = []
+        var configs: [PluginConfig] = []
         var authenticators: [any AuthenticationPlugin] = []
         var authorizers: [any AuthorizationPlugin] = []
         var hooks: [Hooks.Entry] = []
@@ -214,9 +223,9 @@ public final class Broker: @unchecked Sendable {
             let authentication = plugin as? any AuthenticationPlugin
             let authorization = plugin as? any AuthorizationPlugin
             let hook = plugin as? any HookPlugin
-            if authentication == nil && authorization == nil && hook == nil {
+            if authentication == nil && authorization == nil && hook == nil && !(plugin is any HTTPEndpointProvider) {
                 throw ConfigError(file: pluginConfig.file, line: pluginConfig.line,
-                                  message: "plugin '\(pluginConfig.name)' is not an authentication, authorization or hook plugin")
+                                  message: "plugin '\(pluginConfig.name)' is not an authentication, authorization, hook or HTTP endpoint plugin")
             }
             if let onError {
                 guard hook != nil, onError == "reject" || onError == "accept" else {
@@ -231,8 +240,9 @@ public final class Broker: @unchecked Sendable {
             if let authentication { authenticators.append(authentication) }
             if let authorization { authorizers.append(authorization) }
             plugins.append(plugin)
+            configs.append(pluginConfig)
         }
-        return (plugins, authenticators, authorizers, hooks)
+        return (plugins, configs, authenticators, authorizers, hooks)
     }
 
     /// `generate_certificates true`: a TLS listener whose certfile and keyfile are both missing gets a CA and
@@ -335,6 +345,36 @@ public final class Broker: @unchecked Sendable {
                 hooks.notify([entry], event: "tick", on: loop) { try $0.tick(on: loop) }
             })
         }
+        try await startAdminListener()
+    }
+
+    /// `admin_listener`: serves `/healthz`, `/readyz` and the plugins' endpoints, ready at once (this runs
+    /// last in `start()`). Without it, plugins' endpoints are not served: one warning says so.
+    private func startAdminListener() async throws {
+        let sources = zip(plugins, pluginConfigs).compactMap { plugin, origin -> AdminServer.EndpointSource? in
+            guard let provider = plugin as? any HTTPEndpointProvider else { return nil }
+            return AdminServer.EndpointSource(name: "plugin '\(origin.name)'", file: origin.file, line: origin.line,
+                                              endpoints: provider.httpEndpoints)
+        }
+        guard let admin = config.adminListener else {
+            let paths = sources.flatMap { $0.endpoints.map(\.path) }
+            if !paths.isEmpty {
+                logger.warning("Plugins publish HTTP endpoints (\(paths.joined(separator: ", "))) but no admin_listener is configured: they are not served.")
+            }
+            return
+        }
+        let server = try AdminServer(group: group, sources: sources, logger: logger)
+        let port: Int
+        do {
+            port = try await server.bind(host: admin.bindAddress, port: admin.port)
+        } catch {
+            throw ConfigError(file: admin.file, line: admin.line,
+                              message: "cannot listen on admin_listener port \(admin.port)\(admin.bindAddress.map { " at \($0)" } ?? ""): \(error)")
+        }
+        adminServer = server
+        adminPort = port
+        logger.notice("Admin HTTP listener on port \(port).")
+        server.markReady()
     }
 
     /// The default deployment ships the user admin with the password admin: say so loudly while it works.
@@ -387,6 +427,7 @@ public final class Broker: @unchecked Sendable {
 
     /// Stops listening, closes clients, stops plugins.
     public func shutdown() async {
+        await adminServer?.close()
         if !hooks.shutdown.isEmpty {
             let loop = group.next()
             try? await hooks.notifyAll(hooks.shutdown, event: "shutdown", on: loop) { try $0.shuttingDown(on: loop) }.get()

@@ -82,6 +82,19 @@ let package = Package(
             exclude: ["CipherCheck"],
             swiftSettings: upcoming
         ),
+        // The `protocol websockets` decorator: MQTT over WebSocket on a tcp or tls transport's connections.
+        .target(
+            name: "WebSocketPlugin",
+            dependencies: [
+                "PluginAPI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Plugins/WebSocket",
+            swiftSettings: upcoming
+        ),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .target(
             name: "PasswordFilePlugin",
@@ -145,8 +158,8 @@ let package = Package(
         .target(
             name: "Host",
             dependencies: [
-                "MQTT", "PluginAPI", "TCPPlugin", "TLSPlugin", "PasswordFilePlugin", "ACLFilePlugin", "SQLitePlugin",
-                "LogPlugin", "SysPlugin", "PrometheusPlugin", "UserHooks",
+                "MQTT", "PluginAPI", "TCPPlugin", "TLSPlugin", "WebSocketPlugin", "PasswordFilePlugin", "ACLFilePlugin",
+                "SQLitePlugin", "LogPlugin", "SysPlugin", "PrometheusPlugin", "UserHooks",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -190,6 +203,20 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "WebSocketPluginTests",
+            dependencies: [
+                "WebSocketPlugin", "PluginAPI", "TCPPlugin",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: upcoming
         ),

@@ -34,7 +34,11 @@ class PahoClient:
     """
 
     def __init__(self, broker, client_id: str | None = None, protocol: str = "3.1.1",
-                 clean: bool = True, keepalive: int = 30, session_expiry: int | None = None):
+                 clean: bool = True, keepalive: int = 30, session_expiry: int | None = None,
+                 transport: str = "tcp", ws_path: str = "/mqtt", ws_headers: dict | None = None,
+                 ca_certs: str | None = None):
+        """transport="websockets" speaks MQTT over WebSocket (`ws_path`, extra `ws_headers`);
+        `ca_certs` turns TLS on, trusting that CA file."""
         self.broker = broker
         self.protocol = protocol
         self.v5 = protocol == "5"
@@ -44,7 +48,11 @@ class PahoClient:
         self.client_id = client_id if client_id is not None else unique("paho")
         self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
                              protocol=PROTOCOLS[protocol],
-                             clean_session=None if self.v5 else clean)
+                             clean_session=None if self.v5 else clean, transport=transport)
+        if transport == "websockets":
+            self.c.ws_set_options(path=ws_path, headers=ws_headers)
+        if ca_certs is not None:
+            self.c.tls_set(ca_certs=ca_certs)
         self.messages: queue.Queue = queue.Queue()
         self._connected = threading.Event()
         self._disconnected = threading.Event()

@@ -14,6 +14,7 @@ import LogPlugin
 import SysPlugin
 import PrometheusPlugin
 import UserHooks
+import WebSocketPlugin
 
 /// The built-in plugins, by registry name. Adding a plugin is a new target plus one line here.
 public enum BuiltInPlugins {
@@ -119,10 +120,6 @@ public final class Broker: @unchecked Sendable {
             }
             connect.useUsernameAsClientID = listener.useUsernameAsClientID
             listenerSettings.append((access, connect))
-            if listener.protocolName != "mqtt" {
-                throw ConfigError(file: listener.file, line: listener.line,
-                                  message: "listener \(listener.port): protocol \(listener.protocolName) is not supported yet")
-            }
             let anyAddress = listener.socketDomain == "ipv4" ? "0.0.0.0" : "::"
             var options = PluginOptions(pluginName: "tcp", entries: [
                 ("port", String(listener.port), nil),
@@ -317,12 +314,15 @@ public final class Broker: @unchecked Sendable {
         var ports: [Int] = []
         for (index, (transport, listener)) in transports.enumerated() {
             let context = contexts[index]
+            // `protocol websockets`: the same tcp or tls transport, with WebSocket between it and MQTT.
+            let webSocketFrameLimit = listener.protocolName == "websockets"
+                ? WebSocketMQTT.maxFrameSize(forMaxPacketSize: config.maxPacketSize) : nil
             let initializer = Self.initializer(context: context, limit: ConnectionLimit(listener.maxConnections),
-                                               logger: logger)
+                                               webSocketFrameLimit: webSocketFrameLimit, logger: logger)
             do {
                 let port = try await transport.listen(on: group, initializer: initializer)
                 ports.append(port)
-                logger.notice("Opening \(listener.bindAddress ?? "all interfaces") listen socket on port \(port).")
+                logger.notice("Opening \(webSocketFrameLimit == nil ? listener.bindAddress ?? "all interfaces" : "websockets") listen socket on port \(port).")
             } catch {
                 if listener.bindAddress == nil, listener.tls.isEmpty,
                    let fallback = try? await bindIPv4(transport: listener, initializer: initializer) {
@@ -409,9 +409,19 @@ public final class Broker: @unchecked Sendable {
     }
 
     /// Puts MQTT on each accepted channel, or closes it at once when the listener's `max_connections` is
-    /// reached (as Mosquitto does: no CONNACK).
-    private static func initializer(context: BrokerContext, limit: ConnectionLimit?, logger: Logger) -> ConnectionInitializer {
-        { channel, facts in
+    /// reached (as Mosquitto does: no CONNACK). With `webSocketFrameLimit` (a `protocol websockets` listener),
+    /// MQTT goes on after the WebSocket upgrade; the `max_connections` check still comes first, at accept.
+    private static func initializer(context: BrokerContext, limit: ConnectionLimit?, webSocketFrameLimit: Int?,
+                                    logger: Logger) -> ConnectionInitializer {
+        var mqtt: ConnectionInitializer = { channel, facts in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(MQTTConnectionHandler(broker: context, facts: facts))
+            }
+        }
+        if let webSocketFrameLimit {
+            mqtt = WebSocketMQTT.wrap(mqtt, maxFrameSize: webSocketFrameLimit, logger: logger)
+        }
+        return { [mqtt] channel, facts in
             if let limit {
                 guard limit.acquire() else {
                     logger.notice("Client connection from \(channel.remoteAddress?.description ?? "?") denied: max_connections (\(limit.maximum)) reached on \(facts.listener).")
@@ -419,9 +429,7 @@ public final class Broker: @unchecked Sendable {
                 }
                 channel.closeFuture.whenComplete { _ in limit.release() }
             }
-            return channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(MQTTConnectionHandler(broker: context, facts: facts))
-            }
+            return mqtt(channel, facts)
         }
     }
 

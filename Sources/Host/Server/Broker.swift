@@ -7,6 +7,7 @@ import NIOPosix
 import ACLFilePlugin
 import PasswordFilePlugin
 import PluginAPI
+import SCRAMPlugin
 import SQLitePlugin
 import TCPPlugin
 import TLSPlugin
@@ -22,6 +23,7 @@ public enum BuiltInPlugins {
         PasswordFilePlugin.descriptor,
         ACLFilePlugin.descriptor,
         SQLitePlugin.descriptor,
+        SCRAMPlugin.descriptor,
         LogHook.descriptor,
         SysHook.descriptor,
         // Hooks under Sources/Plugins/UserHooks: one line each.
@@ -73,7 +75,8 @@ public final class Broker: @unchecked Sendable {
         var listenerSettings: [(AccessControl, ConnectSettings)] = []
 
         // One chain for all listeners, or one per listener under `per_listener_settings true`.
-        var chains: [SecurityKey: (authenticators: [any AuthenticationPlugin], authorizers: [any AuthorizationPlugin])] = [:]
+        var chains: [SecurityKey: (authenticators: [any AuthenticationPlugin], authorizers: [any AuthorizationPlugin],
+                                   enhanced: [any EnhancedAuthenticationPlugin])] = [:]
         for configured in config.effectiveListeners {
             let listener = config.generateCertificates ? try Self.withGeneratedCertificates(configured, logger: logger)
                                                        : configured
@@ -84,12 +87,14 @@ public final class Broker: @unchecked Sendable {
                 let made = try Self.makeChain(security, registry: registry, config: config)
                 plugins += made.plugins
                 hookEntries += made.hooks
-                chains[key] = (made.authenticators, made.authorizers)
+                chains[key] = (made.authenticators, made.authorizers,
+                               made.plugins.compactMap { $0 as? any EnhancedAuthenticationPlugin })
             }
-            let (authenticators, authorizers) = chains[key]!
+            let (authenticators, authorizers, enhanced) = chains[key]!
             let allowAnonymous = security.allowAnonymous ?? config.localOnlyMode
             let access = AccessControl(authenticators: authenticators, authorizers: authorizers,
-                                       allowAnonymous: allowAnonymous, logger: logger)
+                                       enhancedAuthenticators: enhanced, allowAnonymous: allowAnonymous,
+                                       logger: logger)
             var connect = ConnectSettings()
             connect.allowZeroLengthClientID = security.allowZeroLengthClientID
             connect.autoIDPrefix = security.autoIDPrefix
@@ -213,7 +218,7 @@ public final class Broker: @unchecked Sendable {
             let authentication = plugin as? any AuthenticationPlugin
             let authorization = plugin as? any AuthorizationPlugin
             let hook = plugin as? any HookPlugin
-            if authentication == nil && authorization == nil && hook == nil {
+            if authentication == nil && authorization == nil && hook == nil && !(plugin is any EnhancedAuthenticationPlugin) {
                 throw ConfigError(file: pluginConfig.file, line: pluginConfig.line,
                                   message: "plugin '\(pluginConfig.name)' is not an authentication, authorization or hook plugin")
             }

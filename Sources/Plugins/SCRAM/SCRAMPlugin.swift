@@ -37,6 +37,8 @@ public final class SCRAMPlugin: EnhancedAuthenticationPlugin, ReloadablePlugin, 
     private let users: NIOLockedValueBox<[String: SCRAMCredential]>
     /// Makes the salts of unknown users.
     private let secret = SCRAMCrypto.random(32)
+    /// The server's part of the nonce (replaced by tests to check RFC 7677's example exchange).
+    var makeServerNonce: @Sendable () -> String = { Data(SCRAMCrypto.random(18)).base64EncodedString() }
 
     /// Options: `scram_file` (required; relative paths resolve against the config directory).
     public convenience init(options: inout PluginOptions, context: PluginContext) throws {
@@ -143,7 +145,7 @@ final class SCRAMConversation: AuthenticationConversation {
             }
         }
         let (credential, known) = plugin.credential(for: user)
-        let nonce = clientNonce + Data(SCRAMCrypto.random(18)).base64EncodedString()
+        let nonce = clientNonce + plugin.makeServerNonce()
         let serverFirst = "r=\(nonce),s=\(Data(credential.salt).base64EncodedString()),i=\(credential.iterations)"
         state = .awaitingClientFinal(user: user, credential: credential, known: known, gs2Header: header,
                                      clientFirstBare: bare, serverFirst: serverFirst, nonce: nonce)

@@ -15,6 +15,7 @@ public struct SCRAMCredential: Hashable, Sendable {
     /// The default iteration count of `midge scram`.
     public static let defaultIterations = 4096
 
+    /// A credential from its stored parts.
     public init(iterations: Int, salt: [UInt8], storedKey: [UInt8], serverKey: [UInt8]) {
         self.iterations = iterations
         self.salt = salt
@@ -47,6 +48,7 @@ public struct SCRAMCredentialsFile: Sendable {
     /// The user names in file order (kept when the tool rewrites the file).
     public var order: [String]
 
+    /// An empty file.
     public init() {
         users = [:]
         order = []
@@ -54,9 +56,13 @@ public struct SCRAMCredentialsFile: Sendable {
 
     /// A line that cannot be read: `file:line: reason` (never the keys).
     public struct ParseError: Error, CustomStringConvertible {
+        /// The file's path.
         public var file: String
+        /// The line number, from 1.
         public var line: Int
+        /// What is wrong with it.
         public var reason: String
+        /// `file:line: reason`.
         public var description: String { "\(file):\(line): \(reason)" }
     }
 

@@ -30,6 +30,7 @@ public final class SCRAMPlugin: EnhancedAuthenticationPlugin, ReloadablePlugin, 
     /// The Authentication Method name.
     public static let method = "SCRAM-SHA-256"
 
+    /// `["SCRAM-SHA-256"]`.
     public let methods = [SCRAMPlugin.method]
     /// The absolute path of the credentials file.
     public let path: String
@@ -81,6 +82,7 @@ public final class SCRAMPlugin: EnhancedAuthenticationPlugin, ReloadablePlugin, 
         }
     }
 
+    /// A new server-side SCRAM exchange; the user name comes from the client-first message, not the CONNECT.
     public func begin(method: String, client: ClientInfo, on eventLoop: any EventLoop) throws
         -> any AuthenticationConversation {
         SCRAMConversation(plugin: self)

@@ -6,6 +6,7 @@ import Foundation
 public enum SCRAMTool {
     /// A usage or input error, printed as `Error: ...`.
     public struct Failure: Error, CustomStringConvertible {
+        /// The message.
         public var description: String
     }
 

@@ -102,6 +102,17 @@ let package = Package(
             path: "Sources/Plugins/PasswordFile",
             swiftSettings: upcoming
         ),
+        // MQTT 5.0 enhanced authentication: the SCRAM-SHA-256 method (libcrypto).
+        .target(
+            name: "SCRAMPlugin",
+            dependencies: [
+                "PluginAPI", "MQTT", "CCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Sources/Plugins/SCRAM",
+            swiftSettings: upcoming
+        ),
         .target(
             name: "ACLFilePlugin",
             dependencies: ["PluginAPI", .product(name: "NIOCore", package: "swift-nio")],
@@ -159,7 +170,7 @@ let package = Package(
             name: "Host",
             dependencies: [
                 "MQTT", "PluginAPI", "TCPPlugin", "TLSPlugin", "WebSocketPlugin", "PasswordFilePlugin", "ACLFilePlugin",
-                "SQLitePlugin", "LogPlugin", "SysPlugin", "PrometheusPlugin", "UserHooks",
+                "SQLitePlugin", "SCRAMPlugin", "LogPlugin", "SysPlugin", "PrometheusPlugin", "UserHooks",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -200,6 +211,7 @@ let package = Package(
             name: "PluginTests",
             dependencies: [
                 "PluginAPI", "PasswordFilePlugin", "ACLFilePlugin", "SQLitePlugin", "TLSPlugin", "MQTT", "UserHooks",
+                "SCRAMPlugin",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

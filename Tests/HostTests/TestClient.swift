@@ -74,6 +74,22 @@ final class TestClient: @unchecked Sendable {
         self.version = version
     }
 
+    /// Opens a connection and sends nothing (the test sends its own CONNECT).
+    static func open(port: Int, version: ProtocolVersion = .v5) async throws -> TestClient {
+        let inbox = Inbox(version: version)
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(inbox) }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        return TestClient(channel: channel, inbox: inbox, version: version)
+    }
+
+    /// Writes bytes as they are (for packets the codec would not encode for this version).
+    func sendRaw(_ bytes: [UInt8]) {
+        channel.writeAndFlush(channel.allocator.buffer(bytes: bytes), promise: nil)
+    }
+
     /// Connects and completes the MQTT handshake; expects CONNACK success.
     static func connect(port: Int, clientID: String, version: ProtocolVersion = .v5, username: String? = nil,
                         password: String? = nil, will: Will? = nil) async throws -> TestClient {

@@ -167,6 +167,12 @@ def disconnect(reason: int | None = None) -> bytes:
     return packet(DISCONNECT, 0, b"" if reason is None else bytes([reason]))
 
 
+def auth(reason: int, method: str | None = None, data: bytes | None = None) -> bytes:
+    """AUTH (MQTT 5.0) with an Authentication Method (0x15) and Data (0x16) when given."""
+    items = ([(0x15, method)] if method is not None else []) + ([(0x16, data)] if data is not None else [])
+    return packet(AUTH, 0, bytes([reason]) + props(*items))
+
+
 # ---------------------------------------------------------------- decoding
 
 def read_varint(buf: bytes, pos: int) -> tuple[int, int]:

@@ -7,6 +7,8 @@ import PluginAPI
 struct AccessControl: Sendable {
     var authenticators: [any AuthenticationPlugin] = []
     var authorizers: [any AuthorizationPlugin] = []
+    /// The enhanced authentication (MQTT 5.0 AUTH) methods, in config order.
+    var enhancedAuthenticators: [any EnhancedAuthenticationPlugin] = []
     /// Admit clients that send no user name.
     var allowAnonymous: Bool
     /// How long a plugin may take to answer before its answer counts as deny.
@@ -96,7 +98,7 @@ struct AccessControl: Sendable {
     }
 
     /// `future` on `loop`, failed with `PluginTimeout` if it has not completed within `deadline`.
-    private func bounded<Value: Sendable>(_ future: EventLoopFuture<Value>, on loop: any EventLoop,
+    func bounded<Value: Sendable>(_ future: EventLoopFuture<Value>, on loop: any EventLoop,
                                           what: String) -> EventLoopFuture<Value> {
         let promise = loop.makePromise(of: Value.self)
         let timeout = loop.scheduleTask(in: deadline) {

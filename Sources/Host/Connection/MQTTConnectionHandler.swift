@@ -61,6 +61,12 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     private var disconnectReason = DisconnectReason.connectionLost
     /// Whether `channelActive` counted this connection in its listener's gauge.
     private var counted = false
+    /// Enhanced authentication (MQTT 5.0 AUTH): the CONNECT's method, the exchange running, if any, and the
+    /// CONNECT waiting for it.
+    private var authMethod: String?
+    private var exchange: AuthExchange?
+    private var connectAwaitingExchange: (connect: ConnectPacket, clientID: String, assigned: Bool,
+                                          serverKeepAlive: UInt16?)?
 
     init(broker: BrokerContext, facts: ConnectionFacts) {
         self.broker = broker
@@ -199,6 +205,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         }
         batch.flush()
         loopContext.unwatch(self)
+        endExchange()
         finishSession()
         state = .closed
         handle.release()
@@ -249,7 +256,10 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         let credentials = self.credentials ?? Credentials(username: client.username, password: nil)
         let access = broker.access
         let loop = context.eventLoop
-        access.authenticate(client: client, credentials: credentials, on: loop)
+        // An enhanced authentication method needs the client to run again (it may re-authenticate itself):
+        // only its authorization rules are reloaded.
+        (authMethod != nil ? loop.makeSucceededFuture(Decision.allow)
+                           : access.authenticate(client: client, credentials: credentials, on: loop))
             .flatMap { decision -> EventLoopFuture<Decision> in
                 guard case .allow = decision else { return loop.makeSucceededFuture(decision) }
                 return access.prepare(client: client, on: loop).map { decision }
@@ -275,7 +285,11 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         case .closed:
             return
         case .authenticating:
-            pending.append(packet)
+            if case .auth(let auth) = packet {
+                try handleAuth(auth)
+            } else {
+                pending.append(packet)
+            }
             return
         case .connected where awaitingHook:
             pending.append(packet)
@@ -352,8 +366,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             close()
         case .connect:
             throw MQTTError.protocolError("second CONNECT")
-        case .auth:
-            throw MQTTError.protocolError("AUTH without an authentication method")
+        case .auth(let auth):
+            try handleAuth(auth)
         case .connack, .suback, .unsuback, .pingresp:
             throw MQTTError.protocolError("\(packet.type) from a client")
         }
@@ -403,8 +417,15 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             refuseConnect(.packetTooLarge, why: "will payload larger than message_size_limit")
             return
         }
-        if version == .v5, connect.properties.authenticationMethod != nil {
-            refuseConnect(.badAuthenticationMethod, why: "no enhanced authentication method is configured")
+        var enhanced: (method: String, plugin: any EnhancedAuthenticationPlugin)?
+        if version == .v5, let method = connect.properties.authenticationMethod {
+            guard let plugin = broker.access.enhancedAuthenticator(for: method) else {
+                refuseConnect(.badAuthenticationMethod, why: "no plugin offers the authentication method \(method)")
+                return
+            }
+            enhanced = (method, plugin)
+        } else if version == .v5, connect.properties.authData != nil {
+            refuseConnect(.protocolError, why: "authentication data without an authentication method")
             return
         }
         keepAlive = Int64(serverKeepAlive ?? connect.keepAlive)
@@ -413,14 +434,33 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
                               certificateSubject: facts.certificateSubject)
         client = info
         state = .authenticating
+        if let enhanced {
+            // The CONNECT's keep alive bounds each wait for the client during the exchange.
+            if keepAlive > 0 { keepAliveWindow = .milliseconds(keepAlive * 1500) }
+            authMethod = enhanced.method
+            connectAwaitingExchange = (connect, clientID, assigned, serverKeepAlive)
+            startExchange(enhanced.method, plugin: enhanced.plugin, reauthentication: false,
+                          data: connect.properties.authData)
+            return
+        }
         let credentials = Credentials(username: username, password: password?.detached(),
                                       properties: connect.properties)
         if !broker.access.authenticators.isEmpty { self.credentials = credentials }
-        let access = broker.access
         let loop = context.eventLoop
         let verified = facts.usernameFromCertificate != nil
-        (verified ? loop.makeSucceededFuture(Decision.allow)
-                  : access.authenticate(client: info, credentials: credentials, on: loop))
+        admit(verified ? loop.makeSucceededFuture(Decision.allow)
+                       : broker.access.authenticate(client: info, credentials: credentials, on: loop),
+              connect, clientID: clientID, assigned: assigned, serverKeepAlive: serverKeepAlive)
+    }
+
+    /// Once authentication decided: prepares the authorization plugins for the client, then accepts it (or
+    /// refuses it).
+    private func admit(_ decided: EventLoopFuture<Decision>, _ connect: ConnectPacket, clientID: String,
+                       assigned: Bool, serverKeepAlive: UInt16?, authResponse: ByteBuffer? = nil) {
+        guard let info = client else { return }
+        let access = broker.access
+        let loop = context.eventLoop
+        decided
             .flatMap { decision -> EventLoopFuture<Decision> in
                 guard case .allow = decision else { return loop.makeSucceededFuture(decision) }
                 return access.prepare(client: info, on: loop).map { decision }
@@ -433,7 +473,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
                 }
                 switch result {
                 case .success(.allow):
-                    self.accept(connect, clientID: clientID, assigned: assigned, serverKeepAlive: serverKeepAlive)
+                    self.accept(connect, clientID: clientID, assigned: assigned, serverKeepAlive: serverKeepAlive,
+                                authResponse: authResponse)
                 case .success(.deny(let code)):
                     self.refuseConnect(code ?? .notAuthorized, why: "not authorised")
                 case .success(.abstain), .failure:
@@ -442,7 +483,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             }
     }
 
-    private func accept(_ connect: ConnectPacket, clientID: String, assigned: Bool, serverKeepAlive: UInt16?) {
+    private func accept(_ connect: ConnectPacket, clientID: String, assigned: Bool, serverKeepAlive: UInt16?,
+                        authResponse: ByteBuffer? = nil) {
         let settings = broker.connect
         let expiry: UInt32?
         if version == .v5 {
@@ -491,6 +533,11 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
                 properties.append(.receiveMaximum(UInt16(settings.maxInflightMessages)))
             }
             if router.maximumQoS != .exactlyOnce { properties.append(.maximumQoS(router.maximumQoS.rawValue)) }
+            if let authMethod {
+                for item in Properties.authentication(method: authMethod, data: authResponse).items {
+                    properties.append(item)
+                }
+            }
         }
         send(.connack(ConnAckPacket(sessionPresent: result.sessionPresent, code: 0, properties: properties)))
         if keepAlive > 0 {
@@ -505,8 +552,10 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         writeOutgoing(result.session)
         drainSession()
         flushIfOutsideRead()
-        // Packets that arrived while authentication ran.
+        // Packets that arrived while authentication ran (their answers are flushed when that ended outside a
+        // read).
         handlePending()
+        flushIfOutsideRead()
     }
 
     /// Handles the packets that waited (for authentication, or for a publish hook), in order, until one of
@@ -519,6 +568,103 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         } catch {
             fail(error)
         }
+    }
+
+    // MARK: AUTH (MQTT 5.0 enhanced authentication)
+
+    /// AUTH from the client: an answer to a challenge (0x18) or the start of a re-authentication (0x19).
+    /// Protocol errors: AUTH when the CONNECT named no method, another method, an answer nobody asked for,
+    /// any other reason code. Before CONNACK they are answered with CONNACK 0x82, afterwards DISCONNECT 0x82.
+    private func handleAuth(_ auth: AuthPacket) throws {
+        let connecting = state == .authenticating
+        let problem: String
+        if let method = authMethod {
+            if auth.properties.authenticationMethod != method {
+                problem = "AUTH with another authentication method than CONNECT's \(method)"
+            } else if auth.reasonCode == .continueAuthentication, let exchange, exchange.awaitingClient {
+                exchange.clientAnswered(auth.properties.authData, client: clientName)
+                return
+            } else if auth.reasonCode == .reAuthenticate && !connecting && exchange == nil {
+                guard let plugin = broker.access.enhancedAuthenticator(for: method) else { return }
+                startExchange(method, plugin: plugin, reauthentication: true, data: auth.properties.authData)
+                return
+            } else {
+                problem = "unexpected AUTH with reason code \(auth.reasonCode)"
+            }
+        } else {
+            problem = "AUTH without an authentication method in CONNECT"
+        }
+        if connecting {
+            refuseConnect(.protocolError, why: problem)
+        } else {
+            throw ProtocolViolation(code: .protocolError, message: problem)
+        }
+    }
+
+    private func startExchange(_ method: String, plugin: any EnhancedAuthenticationPlugin, reauthentication: Bool,
+                               data: ByteBuffer?) {
+        guard let client else { return }
+        let exchange = AuthExchange(method: method, plugin: plugin, reauthentication: reauthentication,
+                                    access: broker.access, loop: context.eventLoop) { [weak self] outcome in
+            self?.exchangeStepped(outcome)
+        }
+        self.exchange = exchange
+        exchange.start(client: client, data: data)
+    }
+
+    private func exchangeStepped(_ outcome: AuthExchange.Outcome) {
+        guard state != .closed, let exchange else { return }
+        let method = exchange.method
+        if case .challenge(let data) = outcome {
+            send(.auth(AuthPacket(reasonCode: .continueAuthentication,
+                                  properties: .authentication(method: method, data: data))))
+            flushIfOutsideRead()
+            return
+        }
+        self.exchange = nil
+        if !exchange.reauthentication {
+            guard let waiting = connectAwaitingExchange else { return }
+            connectAwaitingExchange = nil
+            switch outcome {
+            case .success(let data, let username):
+                if let username { client?.username = username }
+                admit(context.eventLoop.makeSucceededFuture(.allow), waiting.connect, clientID: waiting.clientID,
+                      assigned: waiting.assigned, serverKeepAlive: waiting.serverKeepAlive, authResponse: data)
+            case .failure(let code, let why):
+                refuseConnect(AuthExchange.connackCode(code), why: "authentication with \(method) failed: \(why)")
+            case .challenge:
+                break
+            }
+            return
+        }
+        var failure: (code: ReasonCode, why: String)?
+        switch outcome {
+        case .success(let data, let username):
+            if let username, username != client?.username {
+                failure = (.notAuthorized, "re-authentication as another user (\(username))")
+            } else {
+                logger.debug("Client \(clientName) re-authenticated with \(method).")
+                send(.auth(AuthPacket(reasonCode: .success, properties: .authentication(method: method, data: data))))
+                flushIfOutsideRead()
+            }
+        case .failure(let code, let why):
+            failure = (code, why)
+        case .challenge:
+            break
+        }
+        if let failure {
+            logger.notice("Client \(clientName) disconnected: re-authentication with \(method) failed: \(failure.why).")
+            disconnectReason = .notAuthorized
+            send(.disconnect(DisconnectPacket(reasonCode: AuthExchange.disconnectCode(failure.code))))
+            close()
+        }
+    }
+
+    /// The connection ends: a running exchange ends with it.
+    private func endExchange() {
+        exchange?.cancel()
+        exchange = nil
+        connectAwaitingExchange = nil
     }
 
     private func refuseConnect(_ reason: ReasonCode, why: String) {
@@ -922,6 +1068,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     private func close() {
         guard state != .closed else { return }
         loopContext.unwatch(self)
+        endExchange()
         finishSession()
         state = .closed
         // What this connection routed must reach its subscribers even though no read-complete follows.

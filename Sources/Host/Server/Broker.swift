@@ -7,6 +7,7 @@ import NIOPosix
 import ACLFilePlugin
 import PasswordFilePlugin
 import PluginAPI
+import SCRAMPlugin
 import SQLitePlugin
 import TCPPlugin
 import TLSPlugin
@@ -24,6 +25,7 @@ public enum BuiltInPlugins {
         PasswordFilePlugin.descriptor,
         ACLFilePlugin.descriptor,
         SQLitePlugin.descriptor,
+        SCRAMPlugin.descriptor,
         LogHook.descriptor,
         SysHook.descriptor,
         PrometheusHook.descriptor,
@@ -81,7 +83,8 @@ public final class Broker: @unchecked Sendable {
         var listenerSettings: [(AccessControl, ConnectSettings)] = []
 
         // One chain for all listeners, or one per listener under `per_listener_settings true`.
-        var chains: [SecurityKey: (authenticators: [any AuthenticationPlugin], authorizers: [any AuthorizationPlugin])] = [:]
+        var chains: [SecurityKey: (authenticators: [any AuthenticationPlugin], authorizers: [any AuthorizationPlugin],
+                                   enhanced: [any EnhancedAuthenticationPlugin])] = [:]
         for configured in config.effectiveListeners {
             let listener = config.generateCertificates ? try Self.withGeneratedCertificates(configured, logger: logger)
                                                        : configured
@@ -93,12 +96,14 @@ public final class Broker: @unchecked Sendable {
                 plugins += made.plugins
                 hookEntries += made.hooks
                 pluginConfigs += made.configs
-                chains[key] = (made.authenticators, made.authorizers)
+                chains[key] = (made.authenticators, made.authorizers,
+                               made.plugins.compactMap { $0 as? any EnhancedAuthenticationPlugin })
             }
-            let (authenticators, authorizers) = chains[key]!
+            let (authenticators, authorizers, enhanced) = chains[key]!
             let allowAnonymous = security.allowAnonymous ?? config.localOnlyMode
             let access = AccessControl(authenticators: authenticators, authorizers: authorizers,
-                                       allowAnonymous: allowAnonymous, logger: logger)
+                                       enhancedAuthenticators: enhanced, allowAnonymous: allowAnonymous,
+                                       logger: logger)
             var connect = ConnectSettings()
             connect.allowZeroLengthClientID = security.allowZeroLengthClientID
             connect.autoIDPrefix = security.autoIDPrefix
@@ -220,9 +225,10 @@ public final class Broker: @unchecked Sendable {
             let authentication = plugin as? any AuthenticationPlugin
             let authorization = plugin as? any AuthorizationPlugin
             let hook = plugin as? any HookPlugin
-            if authentication == nil && authorization == nil && hook == nil && !(plugin is any HTTPEndpointProvider) {
+            if authentication == nil && authorization == nil && hook == nil && !(plugin is any HTTPEndpointProvider)
+                && !(plugin is any EnhancedAuthenticationPlugin) {
                 throw ConfigError(file: pluginConfig.file, line: pluginConfig.line,
-                                  message: "plugin '\(pluginConfig.name)' is not an authentication, authorization, hook or HTTP endpoint plugin")
+                                  message: "plugin '\(pluginConfig.name)' is not an authentication, authorization, enhanced authentication, hook or HTTP endpoint plugin")
             }
             if let onError {
                 guard hook != nil, onError == "reject" || onError == "accept" else {

@@ -18,6 +18,7 @@ public struct MidgeCommand: AsyncParsableCommand {
 
             Administration:
               midge passwd [-c | -D | -U] [-b] [-H sha512|sha512-pbkdf2] [-I N] FILE USER [PASSWORD]
+              midge scram [-c] [-D] [-I N] FILE USER [PASSWORD]   (SCRAM-SHA-256 credentials)
               midge users --db FILE init | add [--superuser] USER [PASSWORD] | del USER | list | passwd USER
               midge acl --db FILE add USER|'*'|--anonymous read|write|readwrite|deny TOPIC | del ID | list
             """,

@@ -106,7 +106,7 @@ let package = Package(
         .target(
             name: "SCRAMPlugin",
             dependencies: [
-                "PluginAPI", "MQTT", "CCrypto",
+                "PluginAPI", "MQTT", "CCrypto", "PasswordFilePlugin",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],

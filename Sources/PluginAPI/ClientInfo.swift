@@ -52,3 +52,8 @@ public enum Access: Hashable, Sendable {
     /// Subscribe to a topic filter.
     case subscribe
 }
+
+extension SocketAddress {
+    /// The peer as logs and `ClientInfo.remoteAddress` show it: `IP:PORT`.
+    public var peerDescription: String { "\(ipAddress ?? "?"):\(port ?? 0)" }
+}

@@ -71,14 +71,33 @@ class Broker:
             return "(no log)"
 
     def stop(self) -> None:
-        if self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(STOP_TIMEOUT)
+        stop_process(self.proc)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM, then SIGKILL when it has not exited within `timeout`."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+
+
+def wait_for_ports(proc: subprocess.Popen, ports, log: Path, timeout: float = START_TIMEOUT) -> None:
+    """Until every port in `ports` accepts on 127.0.0.1 (bounded); fails with `log` if `proc` exits."""
+    deadline = time.monotonic() + timeout
+    for port in ports:
+        while True:
+            assert proc.poll() is None, f"midge exited: {log.read_text()}"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, f"port {port} not open: {log.read_text()}"
+                time.sleep(0.02)  # polling for the port is the one accepted busy-wait
 
 
 def _wait_listening(b: Broker) -> None:

@@ -11,7 +11,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 import mqttwire as w
-from clients import WAIT, Canary, MosquittoSub, raw, raw_connected, unique
+from clients import WAIT, MosquittoSub, raw, unique
 from conftest import BROKER_KIND, midge_bin
 
 pytestmark = pytest.mark.skipif(BROKER_KIND == "mosquitto", reason="the sqlite plugin and `midge passwd` are Midge's")

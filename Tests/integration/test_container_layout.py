@@ -12,8 +12,6 @@ import os
 from collections import Counter
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,7 +21,7 @@ import pytest
 import yaml
 
 from clients import WAIT
-from conftest import BROKER_KIND, REPO, free_port, midge_bin
+from conftest import BROKER_KIND, REPO, free_port, midge_bin, stop_process, wait_for_ports
 
 pytestmark = pytest.mark.skipif(BROKER_KIND == "mosquitto", reason="Midge's own container image")
 
@@ -184,26 +182,12 @@ class Process:
             self.proc = subprocess.Popen([str(midge_bin()), "-v"], env=env, cwd=self.top, stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=subprocess.STDOUT, user=self.uid, group=0,
                                          extra_groups=self.groups)
-        deadline = time.monotonic() + WAIT
-        for port in (self.plain, self.tls):
-            while True:
-                assert self.proc.poll() is None, f"midge exited: {self.log.read_text()}"
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, f"port {port} not open: {self.log.read_text()}"
-                    time.sleep(0.02)
+        wait_for_ports(self.proc, (self.plain, self.tls), self.log, WAIT)
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(WAIT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            stop_process(self.proc, WAIT)
         return self.log.read_text()
 
     def publish(self, tls_ca: Path | None = None, password="admin"):

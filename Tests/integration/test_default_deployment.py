@@ -6,8 +6,6 @@ everything else is the file as shipped.
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -16,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from clients import WAIT, MosquittoSub, unique
-from conftest import BROKER_KIND, REPO, free_port, midge_bin
+from conftest import BROKER_KIND, REPO, free_port, midge_bin, stop_process, wait_for_ports
 
 pytestmark = pytest.mark.skipif(BROKER_KIND == "mosquitto", reason="Midge's own default deployment")
 
@@ -41,26 +39,12 @@ class Deployment:
         env = dict(os.environ, MIDGE_STATE_DIR=str(self.dir.parent / "state"))
         self.proc = subprocess.Popen(cmd, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=env)
-        deadline = time.monotonic() + WAIT
-        for port in (self.plain, self.tls):
-            while True:
-                assert self.proc.poll() is None, f"midge exited: {self.log.read_text()}"
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, f"port {port} not open: {self.log.read_text()}"
-                    time.sleep(0.05)
+        wait_for_ports(self.proc, (self.plain, self.tls), self.log, WAIT)
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(WAIT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            stop_process(self.proc, WAIT)
 
 
 def installed_copy(tmp_path: Path) -> Path:

@@ -227,14 +227,9 @@ final class AdminServer: Sendable {
     /// `future`'s value, or nil when it did not complete within `deadline`; on `loop`.
     static func within<Value: Sendable>(_ deadline: TimeAmount, _ future: EventLoopFuture<Value>,
                                         on loop: any EventLoop) -> EventLoopFuture<Value?> {
-        let promise = loop.makePromise(of: Value?.self)
-        let timer = loop.scheduleTask(in: deadline) { promise.succeed(nil) }
-        future.hop(to: loop).whenComplete { result in
-            timer.cancel()
-            // A promise completed twice keeps its first value: a late answer after the deadline is dropped.
-            promise.completeWith(result.map { Optional($0) })
+        future.bounded(by: deadline, on: loop, what: "the answer").map { Optional($0) }.flatMapError { error in
+            error is PluginTimeout ? loop.makeSucceededFuture(nil) : loop.makeFailedFuture(error)
         }
-        return promise.futureResult
     }
 }
 

@@ -100,21 +100,6 @@ struct AccessControl: Sendable {
     /// `future` on `loop`, failed with `PluginTimeout` if it has not completed within `deadline`.
     func bounded<Value: Sendable>(_ future: EventLoopFuture<Value>, on loop: any EventLoop,
                                           what: String) -> EventLoopFuture<Value> {
-        let promise = loop.makePromise(of: Value.self)
-        let timeout = loop.scheduleTask(in: deadline) {
-            promise.fail(PluginTimeout(what: what, deadline: deadline))
-        }
-        future.hop(to: loop).whenComplete { result in
-            timeout.cancel()
-            promise.completeWith(result)
-        }
-        return promise.futureResult
+        future.bounded(by: deadline, on: loop, what: what)
     }
-}
-
-/// A plugin did not answer in time.
-struct PluginTimeout: Error, CustomStringConvertible {
-    var what: String
-    var deadline: TimeAmount
-    var description: String { "\(what) took longer than \(deadline.nanoseconds / 1_000_000) ms" }
 }

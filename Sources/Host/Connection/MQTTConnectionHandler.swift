@@ -79,9 +79,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         self.context = context
         self.handle = ConnectionHandle(eventLoop: context.eventLoop, handler: self)
         self.loopContext = broker.loops.context(for: context.eventLoop)
-        if let address = context.channel.remoteAddress {
-            remoteAddress = "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
-        }
+        remoteAddress = context.channel.remoteAddress?.peerDescription
         // A client gets as long as a keep alive of 60 s would allow to send CONNECT.
         keepAliveWindow = .seconds(90)
         loopContext.watch(self)

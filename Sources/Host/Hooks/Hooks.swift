@@ -175,16 +175,7 @@ final class Hooks: Sendable {
     /// `future` on `loop`, failed when it takes longer than the deadline; a failure is logged and counted.
     private func bounded<Value: Sendable>(_ future: EventLoopFuture<Value>, entry: Entry, event: String,
                                           on loop: any EventLoop) -> EventLoopFuture<Value> {
-        let promise = loop.makePromise(of: Value.self)
-        let deadline = self.deadline
-        let timeout = loop.scheduleTask(in: deadline) {
-            promise.fail(HookTimeout(seconds: Double(deadline.nanoseconds) / 1e9))
-        }
-        future.hop(to: loop).whenComplete { result in
-            timeout.cancel()
-            promise.completeWith(result)
-        }
-        return promise.futureResult.flatMapErrorThrowing { error in
+        future.bounded(by: deadline, on: loop, what: "the answer").flatMapErrorThrowing { error in
             self.failed(entry, event: event, error)
             throw error
         }
@@ -197,12 +188,6 @@ final class Hooks: Sendable {
             : "the message goes on as if the hook were absent"
         logger.error("Hook \(entry.name) failed on \(event): \(error); \(consequence).")
     }
-}
-
-/// A hook's future missed its deadline.
-struct HookTimeout: Error, CustomStringConvertible {
-    var seconds: Double
-    var description: String { "no answer within \(seconds) s" }
 }
 
 extension HookMessage {

@@ -1,5 +1,6 @@
 import Foundation
 import MQTT
+import NIOConcurrencyHelpers
 import NIOCore
 import PluginAPI
 
@@ -38,10 +39,8 @@ final class BrokerServicesProvider: BrokerServices, @unchecked Sendable {
     private let loops: LoopContexts
     /// Set once the hooks exist (they are made after this provider).
     var hooks: Hooks?
-    /// Reload counts, from the broker (only touched under `reloadLock`).
-    private let reloadLock = NSLock()
-    private var reloads = 0
-    private var reloadsFailed = 0
+    /// Reloads so far, and how many failed.
+    private let reloadCounts = NIOLockedValueBox((all: 0, failed: 0))
 
     init(version: String, group: any EventLoopGroup, router: Router, loops: LoopContexts) {
         self.version = version
@@ -57,10 +56,10 @@ final class BrokerServicesProvider: BrokerServices, @unchecked Sendable {
     }
 
     func countReload(failed: Bool) {
-        reloadLock.lock()
-        reloads += 1
-        if failed { reloadsFailed += 1 }
-        reloadLock.unlock()
+        reloadCounts.withLockedValue { counts in
+            counts.all += 1
+            if failed { counts.failed += 1 }
+        }
     }
 
     func statistics() -> EventLoopFuture<BrokerStatistics> {
@@ -90,10 +89,7 @@ final class BrokerServicesProvider: BrokerServices, @unchecked Sendable {
             statistics.bytesSent = total.bytesSent
             statistics.subscriptions = router.index.subscriptionCount
             statistics.retainedMessages = router.retained.messageCount
-            reloadLock.lock()
-            statistics.reloads = reloads
-            statistics.reloadsFailed = reloadsFailed
-            reloadLock.unlock()
+            (statistics.reloads, statistics.reloadsFailed) = reloadCounts.withLockedValue { ($0.all, $0.failed) }
             statistics.hookFailures = hooks?.failures ?? 0
             return statistics
         }

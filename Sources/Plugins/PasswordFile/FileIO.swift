@@ -7,22 +7,22 @@ import Darwin
 #endif
 
 /// A failed system call, with `strerror`'s text.
-struct SystemError: Error, CustomStringConvertible {
-    var errno: Int32
-    var description: String { String(cString: strerror(errno)) }
+package struct SystemError: Error, CustomStringConvertible {
+    package var errno: Int32
+    package var description: String { String(cString: strerror(errno)) }
 }
 
 /// Small POSIX file helpers: reading with the file's mode, and atomic replacement.
-enum FileIO {
-    struct Contents {
-        var bytes: [UInt8]
-        var mode: mode_t
-        var uid: uid_t
-        var gid: gid_t
+package enum FileIO {
+    package struct Contents {
+        package var bytes: [UInt8]
+        package var mode: mode_t
+        package var uid: uid_t
+        package var gid: gid_t
     }
 
     /// Reads a regular file whole (refusing FIFOs, directories and devices).
-    static func read(path: String) throws(SystemError) -> Contents {
+    package static func read(path: String) throws(SystemError) -> Contents {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw SystemError(errno: errno) }
         defer { close(fd) }
@@ -45,21 +45,21 @@ enum FileIO {
     }
 
     /// The permission bits of `path`, or nil when it cannot be stat'ed.
-    static func mode(of path: String) -> mode_t? {
+    package static func mode(of path: String) -> mode_t? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
         return info.st_mode & 0o7777
     }
 
     /// Whether something exists at `path` (following symbolic links).
-    static func exists(_ path: String) -> Bool {
+    package static func exists(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0
     }
 
     /// The canonical path when the file exists (so a symbolic link's target is replaced, not the link);
     /// `path` itself when it does not.
-    static func resolve(_ path: String) throws(SystemError) -> String {
+    package static func resolve(_ path: String) throws(SystemError) -> String {
         guard let resolved = realpath(path, nil) else {
             if errno == ENOENT { return path }
             throw SystemError(errno: errno)
@@ -70,7 +70,7 @@ enum FileIO {
 
     /// Writes `bytes` to a new temporary file in `path`'s directory with `mode` (and owner, when given and
     /// permitted), flushes it, and renames it over `path`.
-    static func replace(path: String, with bytes: [UInt8], mode: mode_t, owner: (uid_t, gid_t)? = nil) throws(SystemError) {
+    package static func replace(path: String, with bytes: [UInt8], mode: mode_t, owner: (uid_t, gid_t)? = nil) throws(SystemError) {
         let directory: String
         let name: String
         if let slash = path.lastIndex(of: "/") {

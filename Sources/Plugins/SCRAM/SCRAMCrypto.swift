@@ -47,12 +47,4 @@ enum SCRAMCrypto {
         precondition(ok == 1, "RAND_bytes failed")
         return bytes
     }
-
-    /// Compares without stopping at the first difference.
-    static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for index in a.indices { difference |= a[index] ^ b[index] }
-        return difference == 0
-    }
 }

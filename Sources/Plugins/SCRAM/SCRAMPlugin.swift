@@ -1,6 +1,7 @@
 import Foundation
 import MQTT
 import NIOConcurrencyHelpers
+import PasswordFilePlugin
 public import NIOCore
 public import PluginAPI
 
@@ -172,7 +173,7 @@ final class SCRAMConversation: AuthenticationConversation {
         let authMessage = Array("\(clientFirstBare),\(serverFirst),\(withoutProof)".utf8)
         let signature = SCRAMCrypto.hmac(key: credential.storedKey, authMessage)
         let clientKey = zip(proof, signature).map { $0 ^ $1 }
-        guard SCRAMCrypto.equal(SCRAMCrypto.sha256(clientKey), credential.storedKey), known else {
+        guard PasswordHash.constantTimeEqual(SCRAMCrypto.sha256(clientKey), credential.storedKey), known else {
             return .failure(.notAuthorized)
         }
         let serverSignature = SCRAMCrypto.hmac(key: credential.serverKey, authMessage)

@@ -1,4 +1,5 @@
 import Foundation
+import PasswordFilePlugin
 
 /// `midge scram [-c] [-D] [-I ITERATIONS] FILE USER [PASSWORD]`: adds or updates a user of a SCRAM-SHA-256
 /// credentials file (`-c` creates the file anew, `-D` deletes the user). Without PASSWORD the password is
@@ -63,14 +64,12 @@ public enum SCRAMTool {
             guard !password.isEmpty else { throw Failure(description: "empty password") }
             file.set(user, SCRAMCredential(password: password, iterations: iterations))
         }
-        let temporary = path + ".tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(file.text.utf8),
-                                             attributes: [.posixPermissions: 0o600]) else {
-            throw Failure(description: "cannot write \(temporary)")
-        }
-        guard rename(temporary, path) == 0 else {
-            unlink(temporary)
-            throw Failure(description: "cannot replace \(path): \(String(cString: strerror(errno)))")
+        do {
+            // Atomically, as `midge passwd` does: a temporary file in the same directory, flushed, renamed
+            // over the target (a symbolic link's target, so a mounted file stays linked).
+            try FileIO.replace(path: FileIO.resolve(path), with: Array(file.text.utf8), mode: 0o600)
+        } catch {
+            throw Failure(description: "cannot write \(path): \(error)")
         }
         return 0
     }

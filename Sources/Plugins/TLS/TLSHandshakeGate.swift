@@ -41,7 +41,7 @@ final class TLSHandshakeGate: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if let address = context.channel.remoteAddress { peer = describe(address) }
+        if let address = context.channel.remoteAddress { peer = address.peerDescription }
         timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
             guard phase == .handshaking else { return }
             logger.notice("Client connection from \(peer) on port \(facts.listener) closed: no TLS handshake within \(timeout.nanoseconds / 1_000_000_000) s.")

@@ -168,7 +168,7 @@ public final class TLSTransport: TransportPlugin, ReloadablePlugin, @unchecked S
     static func makeServerHandler(state: TLSServerState, channel: any Channel, listener: String,
                                   logger: Logger) throws -> NIOSSLServerHandler {
         guard let revocation = state.revocation else { return NIOSSLServerHandler(context: state.context) }
-        let peer = channel.remoteAddress.map(describe) ?? "?"
+        let peer = channel.remoteAddress?.peerDescription ?? "?"
         let maker: any RevocationCheckingHandlerMaker.Type = DeprecatedCallbackHandlerMaker.self
         return try maker.make(context: state.context) { preverified, certificate in
             guard case .certificateVerified = preverified,
@@ -201,8 +201,4 @@ enum DeprecatedCallbackHandlerMaker: RevocationCheckingHandlerMaker {
     static func make(context: NIOSSLContext, callback: @escaping NIOSSLVerificationCallback) throws -> NIOSSLServerHandler {
         try NIOSSLServerHandler(context: context, verificationCallback: callback)
     }
-}
-
-func describe(_ address: SocketAddress) -> String {
-    "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
 }

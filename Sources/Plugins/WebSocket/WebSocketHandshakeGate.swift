@@ -27,7 +27,7 @@ final class WebSocketHandshakeGate: ChannelInboundHandler, RemovableChannelHandl
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        peer = describe(context.channel.remoteAddress)
+        peer = context.channel.remoteAddress?.peerDescription ?? "?"
         timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
             logger.notice("Client connection from \(peer) on port \(listener) closed: no WebSocket handshake within \(Self.seconds(timeout)) s.")
             context.close(promise: nil)

@@ -119,8 +119,3 @@ public enum WebSocketMQTT {
         return started.nonisolated()
     }
 }
-
-func describe(_ address: SocketAddress?) -> String {
-    guard let address else { return "?" }
-    return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
-}

@@ -49,13 +49,46 @@ extension AuthorizationPlugin {
     public func forget(client: ClientInfo) {}
 }
 
-/// A plugin whose state comes from files or a database that can change while the broker runs. On SIGHUP the
-/// host calls `reload()` on every such plugin; afterwards it checks connected clients again and disconnects
-/// those whose credentials are no longer accepted.
+/// A plugin whose state comes from files or a database that can change while the broker runs.
+///
+/// A reload is all or nothing across the whole broker: on SIGHUP, or when one of the `watchedFiles` of any
+/// plugin changes, the host calls `prepareReload()` on every reloadable plugin; only when every one of them
+/// succeeded does it commit them all, one after the other, without waiting on anything else. When one fails,
+/// no plugin commits: the last good state stays in force everywhere. Afterwards the host checks connected
+/// clients again and disconnects those whose credentials are no longer accepted.
 public protocol ReloadablePlugin: Plugin {
-    /// Reads the new state completely and validates it, then replaces the old state at once. Throws (naming
-    /// file, line and reason) to keep the last good state in force.
-    func reload() async throws
+    /// The files (absolute paths, or relative to the working directory) the plugin's state comes from. The
+    /// host polls them (`watch_interval`) and reloads when one changes, including when a Kubernetes mount
+    /// swaps its `..data` symlink. The default is none (reload on SIGHUP only).
+    var watchedFiles: [String] { get }
+    /// Reads the new state completely and validates it, without putting it in force. Throws (naming file,
+    /// line and reason) when anything is wrong; otherwise returns the step that puts the new state in force.
+    func prepareReload() async throws -> PreparedReload
+}
+
+extension ReloadablePlugin {
+    public var watchedFiles: [String] { [] }
+
+    /// Reloads this plugin alone: prepares, then commits.
+    public func reload() async throws {
+        try await prepareReload().commit()
+    }
+}
+
+/// A validated new state of one plugin, not yet in force: `commit()` puts it in force at once. Committing
+/// must not fail (all the checks belong in `prepareReload()`).
+public struct PreparedReload: Sendable {
+    private let apply: @Sendable () async -> Void
+
+    /// `apply` replaces the plugin's state by the prepared one (and may log what was loaded).
+    public init(commit apply: @escaping @Sendable () async -> Void) {
+        self.apply = apply
+    }
+
+    /// Puts the prepared state in force.
+    public func commit() async {
+        await apply()
+    }
 }
 
 /// A listener: accepts connections and hands each one's channel to the host, which puts MQTT on it.

@@ -146,7 +146,7 @@ def test_sighup_with_a_broken_file(broker, tmp_path):
     offset = len(b.log())
     b.proc.send_signal(signal.SIGHUP)
     if BROKER_KIND == "midge":
-        wait_for_log(b, "Reloaded with 1 failure", offset)
+        wait_for_log(b, "failed with 1 error(s)", offset)
         assert "this line has no colon" not in b.log()[offset:]
         assert connack(b, "alice", "old-pw") == 0
         assert connack(b, "alice", "new-pw") == BAD_PASSWORD["midge"][w.V311]

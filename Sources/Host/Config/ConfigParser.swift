@@ -51,6 +51,7 @@ import Foundation
 /// | `log_dest` (`stdout`, `stderr`, `syslog`, `topic`, `file PATH`, `none`), `log_type`, `log_timestamp`, `log_timestamp_format`, `connection_messages` | Supported. `log_dest dlt`: warning, not implemented. |
 /// | `max_inflight_messages`, `max_inflight_bytes`, `max_queued_messages`, `max_queued_bytes`, `queue_qos0_messages`, `max_keepalive`, `max_packet_size`, `message_size_limit`, `persistent_client_expiration`, `retain_available`, `upgrade_outgoing_qos`, `set_tcp_nodelay`, `sys_interval`, `user`, `pid_file` | Supported. |
 /// | `generate_certificates true` (Midge only) | Generates a CA and a server certificate for TLS listeners whose `certfile` and `keyfile` are both missing. |
+/// | `watch_interval SECONDS` (Midge only) | Global. How often the files plugins load (password file, ACL file, SQLite database, certificates, keys, CA, CRL) are checked for changes; a change (an edit, a replaced file, a Kubernetes `..data` symlink swap) reloads everything as SIGHUP does, once the file has stayed the same for one more interval. Default 2; decimals allowed (`0.5`); 0 = not watched. |
 /// | `admin_listener PORT [BIND_ADDRESS]` (Midge only) | Global, at most once. The admin HTTP listener: `/healthz`, `/readyz` and plugins' endpoints (such as `/metrics`). Port 0 picks an ephemeral port; no address means all interfaces. A port and address an MQTT listener also uses: **error**. |
 /// | `persistence` / `retained_persistence` | `false`: accepted. `true`: **error**, persistence is not supported yet (data would silently be lost on restart). |
 /// | `persistence_file`, `persistence_location`, `autosave_interval`, `autosave_on_changes` | Warning: accepted but not implemented (no effect without persistence). |
@@ -337,6 +338,22 @@ private struct ConfigFileParser {
             throw error(location, "invalid value \(number) for '\(directive)': must be \(expected)")
         }
         return number
+    }
+
+    /// A number of seconds, with up to three decimals (`0.25`), in 0...`maximum`, as milliseconds.
+    func milliseconds(_ directive: String, _ value: String, _ location: ConfigLocation, maximum: Int) throws -> Int {
+        let word = try singleWord(directive, value, location)
+        let parts = word.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        let isDigits = { (text: String) in !text.isEmpty && text.allSatisfy { ("0"..."9").contains($0) } }
+        guard isDigits(parts[0]), parts.count == 1 || isDigits(parts[1]) && parts[1].count <= 3,
+              let whole = Int(parts[0]) else {
+            throw error(location, "invalid value '\(word)' for '\(directive)': expected a number of seconds such as 2 or 0.5")
+        }
+        let fraction = parts.count == 2 ? Int(parts[1].padding(toLength: 3, withPad: "0", startingAt: 0))! : 0
+        guard whole <= maximum, whole < maximum || fraction == 0 else {
+            throw error(location, "invalid value \(word) for '\(directive)': must be between 0 and \(maximum) seconds")
+        }
+        return whole * 1000 + fraction
     }
 
     func path(_ value: String, _ location: ConfigLocation) -> String {
@@ -689,6 +706,9 @@ private struct ConfigFileParser {
 
         case "admin_listener":
             try adminListenerLine(value, location)
+
+        case "watch_interval":
+            config.watchIntervalMilliseconds = try milliseconds(directive, value, location, maximum: 3600)
 
         case "sys_interval":
             config.sysInterval = try int(directive, value, location, 0...65535)

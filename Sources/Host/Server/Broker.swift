@@ -50,6 +50,9 @@ public final class Broker: @unchecked Sendable {
     /// The port the admin HTTP listener (`admin_listener`) is bound to once started (useful with port 0).
     public private(set) var adminPort: Int?
     private var sweepTask: RepeatedTask?
+    private var fileWatcher: FileWatcher?
+    /// The latest reload; the next one waits for it.
+    private let reloadQueue = NIOLockedValueBox<Task<Bool, Never>?>(nil)
     private var tickTasks: [RepeatedTask] = []
     /// The hooks, by event (implicit `log` and `sys` first, then `plugin` lines in config order).
     let hooks: Hooks
@@ -278,27 +281,71 @@ public final class Broker: @unchecked Sendable {
         return updated
     }
 
-    /// SIGHUP: every reloadable plugin re-reads its files or database (all or nothing, each on its own);
-    /// then connected clients are checked again and those no longer accepted are disconnected.
-    public func reload() async {
+    /// Reloads everything, all or nothing (SIGHUP, or a watched file changed): every reloadable plugin
+    /// (password file, ACL file, SQLite, TLS certificates, key, CA and CRL, ...) reads and validates its new
+    /// state first; only when all succeeded are they all put in force, at once. Any failure keeps the last
+    /// good state everywhere, is logged with file and reason, and counts as a failed reload. After a
+    /// successful reload connected clients are checked again and those no longer accepted are disconnected.
+    /// Reloads run one at a time, in the order asked. Returns whether the new state is in force.
+    @discardableResult
+    public func reload(reason: String = "SIGHUP") async -> Bool {
+        let next = reloadQueue.withLockedValue { latest in
+            let previous = latest
+            latest = Task { [self] () async -> Bool in
+                _ = await previous?.value
+                return await reloadNow(reason: reason)
+            }
+            return latest!
+        }
+        return await next.value
+    }
+
+    private func reloadNow(reason: String) async -> Bool {
+        var prepared: [PreparedReload] = []
         var failures = 0
-        let reloadables = plugins.compactMap { $0 as? any ReloadablePlugin }
-            + transports.compactMap { $0.0 as? any ReloadablePlugin }
         for reloadable in reloadables {
             do {
-                try await reloadable.reload()
+                prepared.append(try await reloadable.prepareReload())
             } catch {
                 failures += 1
-                logger.error("Reload failed, keeping the last good state: \(error)")
+                logger.error("Reload (\(reason)) failed: \(error)")
             }
         }
-        logger.notice(failures == 0 ? "Reloaded." : "Reloaded with \(failures) failure(s); see above.")
+        if failures == 0 {
+            for step in prepared { await step.commit() }
+            logger.notice("Reloaded (\(reason)).")
+        } else {
+            logger.error("Reload (\(reason)) failed with \(failures) error(s), see above: nothing was changed, the last good state stays in force.")
+        }
         services.countReload(failed: failures > 0)
-        for handle in router.connectedHandles() { handle.revalidate() }
+        if failures == 0 {
+            for handle in router.connectedHandles() { handle.revalidate() }
+        }
         if !hooks.reload.isEmpty {
             let loop = group.next()
             try? await hooks.notifyAll(hooks.reload, event: "reload", on: loop) { try $0.reloaded(on: loop) }.get()
         }
+        return failures == 0
+    }
+
+    /// The plugins and transports whose state can be reloaded.
+    private var reloadables: [any ReloadablePlugin] {
+        plugins.compactMap { $0 as? any ReloadablePlugin } + transports.compactMap { $0.0 as? any ReloadablePlugin }
+    }
+
+    /// `watch_interval`: polls the reloadables' files and reloads when one changed.
+    private func startWatchingFiles() {
+        guard config.watchIntervalMilliseconds > 0 else { return }
+        let watcher = FileWatcher(paths: reloadables.flatMap(\.watchedFiles),
+                                  interval: .milliseconds(config.watchIntervalMilliseconds))
+        guard !watcher.paths.isEmpty else { return }
+        watcher.start { [weak self] changed in
+            guard let self else { return }
+            self.logger.notice("Changed: \(changed.joined(separator: ", ")); reloading.")
+            await self.reload(reason: "files changed")
+        }
+        fileWatcher = watcher
+        logger.info("Watching \(watcher.paths.count) file(s) for changes every \(Double(config.watchIntervalMilliseconds) / 1000) s: \(watcher.paths.joined(separator: ", ")).")
     }
 
     /// One event loop per core, or `MIDGE_EVENT_LOOPS` (for measurements, or to leave cores to others).
@@ -351,6 +398,7 @@ public final class Broker: @unchecked Sendable {
                 hooks.notify([entry], event: "tick", on: loop) { try $0.tick(on: loop) }
             })
         }
+        startWatchingFiles()
         try await startAdminListener()
     }
 
@@ -441,6 +489,7 @@ public final class Broker: @unchecked Sendable {
 
     /// Stops listening, closes clients, stops plugins.
     public func shutdown() async {
+        fileWatcher?.stop()
         await adminServer?.close()
         if !hooks.shutdown.isEmpty {
             let loop = group.next()

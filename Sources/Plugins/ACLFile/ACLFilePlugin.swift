@@ -73,14 +73,20 @@ public final class ACLFilePlugin: AuthorizationPlugin, ReloadablePlugin, @unchec
     /// The rules in force.
     public var current: ACLFile { lock.withReadLock { file } }
 
-    public func reload() async throws {
+    /// The ACL file.
+    public var watchedFiles: [String] { [path] }
+
+    /// Parses the file again; the commit swaps it in with every connected client's rules recompiled.
+    public func prepareReload() async throws -> PreparedReload {
         let fresh = try Self.load(path: path)
-        lock.withWriteLock {
-            file = fresh
-            for client in Array(clients.keys) { clients[client] = fresh.rules(for: client) }
+        return PreparedReload { [self] in
+            lock.withWriteLock {
+                file = fresh
+                for client in Array(clients.keys) { clients[client] = fresh.rules(for: client) }
+            }
+            warnAboutPatterns(fresh)
+            logger?.info("Reloaded \(path): \(fresh.ruleCount) rules.")
         }
-        warnAboutPatterns(fresh)
-        logger?.info("Reloaded \(path): \(fresh.ruleCount) rules.")
     }
 
     public func prepare(client: ClientInfo, on eventLoop: any EventLoop) -> PluginAnswer<Void> {

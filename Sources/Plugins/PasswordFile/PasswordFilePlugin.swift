@@ -69,12 +69,17 @@ public final class PasswordFilePlugin: AuthenticationPlugin, ReloadablePlugin, @
         return .later(eventLoop.makeFutureWithTask { Self.decide(hash: hash, password: bytes) })
     }
 
-    /// Reads and parses the file again; on success replaces the users at once, on failure throws and keeps
-    /// the old ones.
-    public func reload() async throws {
+    /// The password file.
+    public var watchedFiles: [String] { [path] }
+
+    /// Reads and parses the file again; the commit replaces the users at once. A missing or broken file
+    /// throws, and the old users stay.
+    public func prepareReload() async throws -> PreparedReload {
         let fresh = try Self.load(path: path, context: context)
-        lock.withLock { snapshot = fresh }
-        context.logger.info("Reloaded \(fresh.userCount) user(s) from password file \(path).")
+        return PreparedReload { [self] in
+            lock.withLock { snapshot = fresh }
+            context.logger.info("Reloaded \(fresh.userCount) user(s) from password file \(path).")
+        }
     }
 
     private static func decide(hash: PasswordHash, password: [UInt8]) -> Decision {

@@ -62,10 +62,15 @@ public final class SCRAMPlugin: EnhancedAuthenticationPlugin, ReloadablePlugin, 
     }
 
     /// Reads the file again; a broken file throws and keeps the old users.
-    public func reload() async throws {
+    /// The credentials file.
+    public var watchedFiles: [String] { [path] }
+
+    public func prepareReload() async throws -> PreparedReload {
         let fresh = try Self.load(path: path)
-        users.withLockedValue { $0 = fresh }
-        context.logger.info("Reloaded \(fresh.count) SCRAM user(s) from \(path).")
+        return PreparedReload { [self] in
+            users.withLockedValue { $0 = fresh }
+            context.logger.info("Reloaded \(fresh.count) SCRAM user(s) from \(path).")
+        }
     }
 
     private static func load(path: String) throws -> [String: SCRAMCredential] {

@@ -196,9 +196,15 @@ public final class SQLitePlugin: AuthenticationPlugin, AuthorizationPlugin, Relo
 
     // MARK: Reload
 
-    public func reload() async throws {
+    /// The database file: a change (a new file, or `midge users` / `midge acl` writing to it) triggers a
+    /// reload.
+    public var watchedFiles: [String] { [databasePath] }
+
+    /// Opens the database again, checks it, and reads the rows of every connected client in one read
+    /// transaction; the commit switches to that connection and those rows at once.
+    public func prepareReload() async throws -> PreparedReload {
         let deadline = NIODeadline.now() + .milliseconds(Int64(timeoutMilliseconds))
-        let (users, rows) = try await pool.runIfActive { [self] in
+        let (fresh, refreshed, counts) = try await pool.runIfActive { [self] in
             let fresh: SQLiteStore
             do {
                 fresh = try SQLiteStore(path: databasePath, busyTimeoutMilliseconds: remaining(until: deadline))
@@ -220,17 +226,26 @@ public final class SQLitePlugin: AuthenticationPlugin, AuthorizationPlugin, Relo
             } catch let error as SQLiteError {
                 throw PluginError(pluginName: "sqlite", message: error.message)
             }
-            // Prepares commit on this thread too, so no client was added since `keys` was taken; forgotten
-            // ones are simply gone.
-            lock.withLock {
-                for key in Array(cache.keys) {
-                    cache[key] = refreshed[key]
-                }
-            }
-            store = fresh
-            return counts
+            return (UnsafeTransfer(fresh), refreshed, counts)
         }
-        logger.info("sqlite: reloaded '\(databasePath)': \(users) users, \(rows) ACL rows")
+        return PreparedReload { [self] in
+            // On the database thread, ordered with `prepare`s: a client prepared since gets its rows from
+            // the new database too (or keeps the old ones if that read fails); forgotten ones are gone.
+            _ = try? await pool.runIfActive { [self] in
+                let store = fresh.value
+                var rows = refreshed
+                for key in lock.withLock({ Array(cache.keys) }) where rows[key] == nil {
+                    rows[key] = try? store.rules(clientID: key.clientID, username: key.username)
+                }
+                lock.withLock {
+                    for key in Array(cache.keys) {
+                        if let fresh = rows[key] { cache[key] = fresh }
+                    }
+                }
+                self.store = store
+            }
+            logger.info("sqlite: reloaded '\(databasePath)': \(counts.users) users, \(counts.rows) ACL rows")
+        }
     }
 
     // MARK: The database thread
@@ -274,6 +289,13 @@ public final class SQLitePlugin: AuthenticationPlugin, AuthorizationPlugin, Relo
     private func timeoutError() -> SQLiteError {
         SQLiteError(code: SQLITE_BUSY, message: "database '\(databasePath)' did not answer within \(timeoutMilliseconds) ms")
     }
+}
+
+/// Carries the database connection from the thread that opened it to the commit, which runs on the same
+/// database thread.
+private struct UnsafeTransfer<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
 
 /// Lets exactly one of the racers (the answer, the deadline) complete a promise.

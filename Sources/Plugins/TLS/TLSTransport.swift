@@ -147,20 +147,28 @@ public final class TLSTransport: TransportPlugin, ReloadablePlugin, @unchecked S
         try? await bound?.close()
     }
 
-    /// Reads certfile, keyfile, cafile/capath and crlfile again; new handshakes use them. Throws (naming the
-    /// directive and file) and keeps the previous state when anything is wrong.
-    public func reload() async throws {
+    /// certfile, keyfile, cafile and crlfile (capath is a directory: SIGHUP reloads it).
+    public var watchedFiles: [String] {
+        [settings.certfile, settings.keyfile, settings.cafile, settings.crlfile].compactMap { $0 }
+    }
+
+    /// Reads certfile, keyfile, cafile/capath and crlfile again and checks that they fit together; after the
+    /// commit new handshakes use them, and established connections keep theirs. Throws (naming the directive
+    /// and file) when anything is wrong.
+    public func prepareReload() async throws -> PreparedReload {
         let state: TLSServerState
         do {
             state = try TLSServerState.load(settings)
         } catch {
             throw PluginError(pluginName: "tls", message: "listener \(name): \(error.message)", origin: origin)
         }
-        current.withLockedValue { $0 = state }
-        if state.serverCertificateExpired {
-            logger.warning("Listener \(name): the certificate in \(settings.certfile) has expired; clients will refuse it.")
+        return PreparedReload { [self] in
+            current.withLockedValue { $0 = state }
+            if state.serverCertificateExpired {
+                logger.warning("Listener \(name): the certificate in \(settings.certfile) has expired; clients will refuse it.")
+            }
+            logger.info("Listener \(name): TLS certificates reloaded.")
         }
-        logger.info("Listener \(name): TLS certificates reloaded.")
     }
 
     /// The SSL handler for one connection; with a CRL, one that refuses revoked client certificates during

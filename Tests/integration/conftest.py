@@ -7,6 +7,7 @@ mosquitto.conf-style file and the same command line (`-c FILE -v`).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -39,6 +40,18 @@ def broker_bin(kind: str) -> str:
                     "build it with `swift build`, point MIDGE_BIN at it, "
                     "or run with BROKER=mosquitto", pytrace=False)
     return str(path)
+
+
+def on_free_ports(conf_text: str, plain: int | None = None, tls: int | None = None,
+                  admin: int | None = None) -> str:
+    """The shipped plugins.conf (or the manifest's) with `listener 1883`, `listener 8883` and `admin_listener
+    9090` moved to the given (or free) ports on loopback; nothing else changed."""
+    replacements = [(r"^listener 1883$", "listener", plain), (r"^listener 8883$", "listener", tls),
+                    (r"^admin_listener 9090$", "admin_listener", admin)]
+    for pattern, directive, port in replacements:
+        conf_text, n = re.subn(pattern, f"{directive} {port or free_port()} 127.0.0.1", conf_text, flags=re.M)
+        assert n == 1, (pattern, conf_text)
+    return conf_text
 
 
 def free_port() -> int:

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from clients import WAIT
-from conftest import BROKER_KIND, REPO, free_port, midge_bin, stop_process, wait_for_ports
+from conftest import BROKER_KIND, REPO, free_port, midge_bin, on_free_ports, stop_process, wait_for_ports
 
 pytestmark = pytest.mark.skipif(BROKER_KIND == "mosquitto", reason="Midge's own container image")
 
@@ -203,14 +203,6 @@ def read_ports(conf: Path) -> tuple[int, int]:
     return ports[0], ports[1]
 
 
-def with_free_ports(conf_text: str) -> str:
-    """The config with listener 1883 and 8883 moved to free ports on loopback; nothing else changed."""
-    conf_text, n1 = re.subn(r"^listener 1883$", f"listener {free_port()} 127.0.0.1", conf_text, flags=re.M)
-    conf_text, n2 = re.subn(r"^listener 8883$", f"listener {free_port()} 127.0.0.1", conf_text, flags=re.M)
-    assert (n1, n2) == (1, 1), conf_text
-    return conf_text
-
-
 def place(path: Path, data: bytes | None, mode: int, uid: int, gid: int):
     if data is None:
         path.mkdir(parents=True, exist_ok=True)
@@ -226,7 +218,7 @@ def image_root(top: Path) -> Path:
     root = top / "root"
     for d in ("etc", "var", "var/lib"):
         place(root / d, None, 0o755, 0, 0)
-    sources = {"etc/midge/plugins.conf": with_free_ports((REPO / "plugins.conf").read_text()).encode(),
+    sources = {"etc/midge/plugins.conf": on_free_ports((REPO / "plugins.conf").read_text()).encode(),
                "etc/midge/passwd": (REPO / "passwd").read_bytes()}
     for path, (mode, uid, gid) in LAYOUT.items():
         place(root / path, sources.get(path), mode, uid, gid)
@@ -327,9 +319,11 @@ def test_deployment_is_non_root_read_only_and_drops_every_capability():
     assert cs["readOnlyRootFilesystem"] is True
     assert cs["allowPrivilegeEscalation"] is False
     assert cs["capabilities"]["drop"] == ["ALL"] and not cs["capabilities"].get("add")
-    assert {p["containerPort"]: p["name"] for p in c["ports"]} == {1883: "mqtt", 8883: "mqtts"}
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert c[probe]["tcpSocket"]["port"] == 1883, probe
+    assert {p["containerPort"]: p["name"] for p in c["ports"]} == {1883: "mqtt", 8883: "mqtts", 9090: "admin"}
+    # HTTP probes on the admin listener that plugins.conf in the ConfigMap opens.
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
+    assert re.search(r"^admin_listener 9090$", one("ConfigMap")["data"]["plugins.conf"], flags=re.M)
     env = env_of(c)
     assert env["MIDGE_CONFIG_DIR"] == "/etc/midge"
     mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
@@ -415,7 +409,7 @@ def assemble_config_volume(directory: Path, fs_group: int, tls_secret: dict[str,
                 continue
             content = data[item["key"]]
             if item["path"] == "plugins.conf":
-                content = with_free_ports(content.decode()).encode()
+                content = on_free_ports(content.decode()).encode()
             for parent in reversed(Path(item["path"]).parents[:-1]):
                 place(directory / parent, None, 0o555, 0, fs_group)
             place(directory / item["path"], content, item.get("mode", mode), 0, fs_group)

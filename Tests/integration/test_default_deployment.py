@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from clients import WAIT, MosquittoSub, unique
-from conftest import BROKER_KIND, REPO, free_port, midge_bin, stop_process, wait_for_ports
+from conftest import BROKER_KIND, REPO, free_port, midge_bin, on_free_ports, stop_process, wait_for_ports
 
 pytestmark = pytest.mark.skipif(BROKER_KIND == "mosquitto", reason="Midge's own default deployment")
 
@@ -22,15 +22,13 @@ pytestmark = pytest.mark.skipif(BROKER_KIND == "mosquitto", reason="Midge's own 
 class Deployment:
     def __init__(self, directory: Path, user: str | None = None):
         self.dir = directory
-        self.plain, self.tls = free_port(), free_port()
+        self.plain, self.tls, self.admin = free_port(), free_port(), free_port()
         self.user = user
         self.proc = None
         self.log = directory.parent / f"log-{directory.name}-{time.monotonic_ns()}.txt"
 
     def start(self):
-        conf = (REPO / "plugins.conf").read_text()
-        conf = re.sub(r"^listener 1883$", f"listener {self.plain} 127.0.0.1", conf, flags=re.M)
-        conf = re.sub(r"^listener 8883$", f"listener {self.tls} 127.0.0.1", conf, flags=re.M)
+        conf = on_free_ports((REPO / "plugins.conf").read_text(), self.plain, self.tls, self.admin)
         if os.access(self.dir, os.W_OK):
             (self.dir / "plugins.conf").write_text(conf)
         cmd = [str(midge_bin()), "--config-dir", str(self.dir), "-v"]
@@ -121,10 +119,8 @@ def test_read_only_directory_and_an_arbitrary_non_root_uid():
 
 def _read_only_case(tmp_path: Path):
     d = installed_copy(tmp_path)
-    conf = (REPO / "plugins.conf").read_text()
     dep = Deployment(d, user="12345")
-    conf = re.sub(r"^listener 1883$", f"listener {dep.plain} 127.0.0.1", conf, flags=re.M)
-    conf = re.sub(r"^listener 8883$", f"listener {dep.tls} 127.0.0.1", conf, flags=re.M)
+    conf = on_free_ports((REPO / "plugins.conf").read_text(), dep.plain, dep.tls, dep.admin)
     (d / "plugins.conf").write_text(conf)
     os.chmod(d / "passwd", 0o640)
     os.chown(d / "passwd", 0, 0)

@@ -242,6 +242,8 @@ public struct BrokerConfig: Sendable, Equatable {
     /// nil = not set (mosquitto then drops to "mosquitto" when started as root).
     public var user: String?
     public var pidFile: String?
+    /// The installer's user from `MIDGE_ADMIN_USERNAME` / `MIDGE_ADMIN_PASSWORD` (never from a file).
+    public var installerUser: InstallerUser?
 
     // MARK: Logging
     /// Destinations in order: "stdout", "stderr", "syslog", "topic", "file".

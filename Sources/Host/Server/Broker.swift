@@ -88,6 +88,12 @@ public final class Broker: @unchecked Sendable {
         // One chain for all listeners, or one per listener under `per_listener_settings true`.
         var chains: [SecurityKey: (authenticators: [any AuthenticationPlugin], authorizers: [any AuthorizationPlugin],
                                    enhanced: [any EnhancedAuthenticationPlugin])] = [:]
+        // MIDGE_ADMIN_USERNAME / MIDGE_ADMIN_PASSWORD: asked first wherever passwords are checked.
+        let installer = try config.installerUser.map { user in
+            do { return try InstallerUserAuthenticator(user) } catch {
+                throw ConfigError(file: "environment", line: 0, message: "MIDGE_ADMIN_PASSWORD: cannot hash it: \(error)")
+            }
+        }
         for configured in config.effectiveListeners {
             let listener = config.generateCertificates ? try Self.withGeneratedCertificates(configured, logger: logger)
                                                        : configured
@@ -102,7 +108,8 @@ public final class Broker: @unchecked Sendable {
                 chains[key] = (made.authenticators, made.authorizers,
                                made.plugins.compactMap { $0 as? any EnhancedAuthenticationPlugin })
             }
-            let (authenticators, authorizers, enhanced) = chains[key]!
+            var (authenticators, authorizers, enhanced) = chains[key]!
+            if let installer, !authenticators.isEmpty { authenticators.insert(installer, at: 0) }
             let allowAnonymous = security.allowAnonymous ?? config.localOnlyMode
             let access = AccessControl(authenticators: authenticators, authorizers: authorizers,
                                        enhancedAuthenticators: enhanced, allowAnonymous: allowAnonymous,
@@ -147,6 +154,9 @@ public final class Broker: @unchecked Sendable {
                     origin: PluginOptions.Origin(file: listener.file, line: listener.line), logger: logger)
             }
             transports.append((transport, listener))
+        }
+        if installer != nil && chains.values.allSatisfy({ $0.authenticators.isEmpty }) {
+            logger.warning("MIDGE_ADMIN_PASSWORD has no effect: no listener checks passwords (no password_file or authentication plugin).")
         }
         hooks = Hooks(hookEntries, deadline: hookDeadline, logger: logger)
         services.hooks = hooks
@@ -345,7 +355,7 @@ public final class Broker: @unchecked Sendable {
             await self.reload(reason: "files changed")
         }
         fileWatcher = watcher
-        logger.info("Watching \(watcher.paths.count) file(s) for changes every \(Double(config.watchIntervalMilliseconds) / 1000) s: \(watcher.paths.joined(separator: ", ")).")
+        logger.notice("Watching \(watcher.paths.count) file(s) for changes every \(Double(config.watchIntervalMilliseconds) / 1000) s: \(watcher.paths.joined(separator: ", ")).")
     }
 
     /// One event loop per core, or `MIDGE_EVENT_LOOPS` (for measurements, or to leave cores to others).

@@ -21,7 +21,9 @@ public struct MidgeCommand: AsyncParsableCommand {
               midge scram [-c] [-D] [-I N] FILE USER [PASSWORD]   (SCRAM-SHA-256 credentials)
               midge users --db FILE init | add [--superuser] USER [PASSWORD] | del USER | list | passwd USER
               midge acl --db FILE add USER|'*'|--anonymous read|write|readwrite|deny TOPIC | del ID | list
-            """,
+
+            Environment (precedence: flags, then these, then the config file, then defaults):
+            """ + EnvironmentOverrides.documented.map { "  \($0.name): \($0.meaning)" }.joined(separator: "\n"),
         version: version
     )
 
@@ -53,7 +55,7 @@ public struct MidgeCommand: AsyncParsableCommand {
 
     /// Loads the config and runs the broker until SIGTERM or SIGINT.
     public func execute() async throws {
-        var config = try loadConfig()
+        var (config, sources) = try loadConfigAndSources()
         // -v: every log type, for the broker's own lines and for the `log` hook's.
         if verbose { config.logTypes = ["all"] }
         let logger = Self.makeLogger(config: config, verbose: verbose)
@@ -71,9 +73,7 @@ public struct MidgeCommand: AsyncParsableCommand {
             throw ExitCode(3)
         }
         logger.notice("midge version \(Self.version) starting")
-        if let path = configFile ?? Self.defaultConfigFile(directory: configDirectory) {
-            logger.notice("Config loaded from \(path).")
-        }
+        for line in sources { logger.notice("\(line)") }
         let service = BrokerService(broker: broker, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: service)],
@@ -90,15 +90,28 @@ public struct MidgeCommand: AsyncParsableCommand {
 
     /// The configuration the flags name; a bad one is reported on stderr (exit status 3).
     public func loadConfig() throws -> BrokerConfig {
+        try loadConfigAndSources().config
+    }
+
+    /// The configuration, and one line per source that set something: the config file (and how it was
+    /// found), each environment variable that replaced a value, `-v`. Never a secret. Precedence, highest
+    /// first: command-line flags, environment variables, the config file, built-in defaults.
+    public func loadConfigAndSources() throws -> (config: BrokerConfig, sources: [String]) {
         do {
             var config: BrokerConfig
+            var sources: [String] = []
             if let path = configFile ?? Self.defaultConfigFile(directory: configDirectory) {
                 config = try ConfigParser.load(path: path)
+                let how = configFile != nil ? "-c" : configDirectory != nil ? "--config-dir" : "MIDGE_CONFIG_DIR"
+                sources.append("Config loaded from \(path) (\(how)).")
             } else {
                 config = BrokerConfig()
+                sources.append("No config file (neither -c, --config-dir nor MIDGE_CONFIG_DIR): local only mode.")
             }
+            for note in try EnvironmentOverrides().apply(to: &config) { sources.append("Setting \(note).") }
             for port in ports { try config.addCommandLinePort(port) }
-            return config
+            if verbose { sources.append("Setting log_type all from -v.") }
+            return (config, sources)
         } catch let error as ConfigError {
             FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
             throw ExitCode(3)

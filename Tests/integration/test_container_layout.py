@@ -95,7 +95,7 @@ def test_containerfile_is_multi_stage_non_root_and_exposes_both_ports():
     run = instructions(runtime)
     user = [i.split()[1] for i in run if i.startswith("USER ")]
     assert len(user) == 1 and user[0].split(":")[0].isdigit() and int(user[0].split(":")[0]) != 0, user
-    assert any(i.split()[1:] == ["1883", "8883"] for i in run if i.startswith("EXPOSE "))
+    assert any(i.split()[1:] == ["1883", "8883", "9090"] for i in run if i.startswith("EXPOSE "))
     # The entrypoint is the binary itself: no start script, so nothing chowns or chmods at start.
     assert 'ENTRYPOINT ["/usr/local/bin/midge"]' in run
     env = " ".join(i for i in run if i.startswith("ENV "))

@@ -1,0 +1,50 @@
+import Foundation
+import NIOConcurrencyHelpers
+import Testing
+@testable import Host
+
+@Suite("File watcher")
+struct FileWatcherTests {
+    /// A directory laid out as the kubelet mounts a Secret: `passwd -> ..data/passwd`, `..data -> ..v1`.
+    private func kubeletDirectory() throws -> String {
+        let top = FileManager.default.temporaryDirectory.appendingPathComponent("midge-watch-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: top + "/..v1", withIntermediateDirectories: true)
+        try "first\n".write(toFile: top + "/..v1/passwd", atomically: false, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: top + "/..data", withDestinationPath: "..v1")
+        try FileManager.default.createSymbolicLink(atPath: top + "/passwd", withDestinationPath: "..data/passwd")
+        return top
+    }
+
+    /// The kubelet's update: a new hidden directory, then one rename of a new `..data` link over the old one.
+    private func swap(_ top: String, to version: String, content: String) throws {
+        try FileManager.default.createDirectory(atPath: top + "/" + version, withIntermediateDirectories: true)
+        try content.write(toFile: top + "/\(version)/passwd", atomically: false, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: top + "/..data_tmp", withDestinationPath: version)
+        #expect(rename(top + "/..data_tmp", top + "/..data") == 0)
+    }
+
+    @Test func aDataSymlinkSwapIsReportedOnceSettled() async throws {
+        let top = try kubeletDirectory()
+        defer { try? FileManager.default.removeItem(atPath: top) }
+        let watcher = FileWatcher(paths: [top + "/passwd", top + "/passwd", top + "/missing"],
+                                  interval: .milliseconds(20))
+        #expect(watcher.paths.count == 2)
+        let reports = NIOLockedValueBox<[[String]]>([])
+        watcher.start { changed in reports.withLockedValue { $0.append(changed) } }
+        defer { watcher.stop() }
+
+        // The same size as before: the inode behind the links tells.
+        try swap(top, to: "..v2", content: "fifth\n")
+        try await eventually("the swap to be reported") { reports.withLockedValue { $0.count } == 1 }
+        #expect(reports.withLockedValue { $0 } == [[top + "/passwd"]])
+
+        // Nothing changes: nothing more is reported over several intervals.
+        try await Task.sleep(for: .milliseconds(150))
+        #expect(reports.withLockedValue { $0.count } == 1)
+
+        // A file that appears counts as a change too.
+        try "now here\n".write(toFile: top + "/missing", atomically: true, encoding: .utf8)
+        try await eventually("the new file to be reported") { reports.withLockedValue { $0.count } == 2 }
+        #expect(reports.withLockedValue { $0.last } == [top + "/missing"])
+    }
+}

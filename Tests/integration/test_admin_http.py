@@ -120,3 +120,22 @@ def test_config_errors_name_file_and_line(tmp_path, lines, line, message):
     assert result.returncode == 3, result.stderr
     assert f"{conf}:{line}: " in result.stderr
     assert message in result.stderr
+
+
+def test_a_busy_admin_port_stops_start_up_before_any_mqtt_port_opens(tmp_path):
+    """The admin listener is bound first: when its port is taken, midge exits with the error (file and line)
+    and never accepted MQTT connections."""
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    try:
+        mqtt_port = free_port()
+        conf = tmp_path / "broker.conf"
+        conf.write_text(f"listener {mqtt_port} 127.0.0.1\nadmin_listener {blocker.getsockname()[1]} 127.0.0.1\n")
+        result = subprocess.run([str(midge_bin()), "-c", str(conf)], capture_output=True, text=True,
+                                stdin=subprocess.DEVNULL, timeout=TIMEOUT * 2)
+    finally:
+        blocker.close()
+    assert result.returncode != 0
+    assert f"{conf}:2: cannot listen on admin_listener port" in result.stderr
+    assert "listen socket" not in result.stderr

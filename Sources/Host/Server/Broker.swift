@@ -370,6 +370,9 @@ public final class Broker: @unchecked Sendable {
     public func start() async throws {
         for entry in hooks.all { entry.hook.attach(services) }
         for plugin in plugins { try await plugin.start() }
+        // Bound first, so that a busy port or a duplicate endpoint stops start-up before any MQTT port opens;
+        // `/readyz` answers 503 until the end of `start()`.
+        try await startAdminListener()
         if config.localOnlyMode {
             logger.notice("Starting in local only mode. Connections will only be possible from clients running on this machine.")
             logger.notice("Create a configuration file which defines a listener to allow remote access.")
@@ -409,11 +412,11 @@ public final class Broker: @unchecked Sendable {
             })
         }
         startWatchingFiles()
-        try await startAdminListener()
+        adminServer?.markReady()
     }
 
-    /// `admin_listener`: serves `/healthz`, `/readyz` and the plugins' endpoints, ready at once (this runs
-    /// last in `start()`). Without it, plugins' endpoints are not served: one warning says so.
+    /// `admin_listener`: serves `/healthz`, `/readyz` and the plugins' endpoints; `/readyz` says ready once
+    /// `start()` has finished. Without it, plugins' endpoints are not served: one warning says so.
     private func startAdminListener() async throws {
         let sources = zip(plugins, pluginConfigs).compactMap { plugin, origin -> AdminServer.EndpointSource? in
             guard let provider = plugin as? any HTTPEndpointProvider else { return nil }
@@ -438,7 +441,6 @@ public final class Broker: @unchecked Sendable {
         adminServer = server
         adminPort = port
         logger.notice("Admin HTTP listener on port \(port).")
-        server.markReady()
     }
 
     /// The default deployment ships the user admin with the password admin: say so loudly while it works.

@@ -7,6 +7,7 @@ public struct ConfigParseResult: Sendable {
     /// then the checks that need the whole configuration.
     public var errors: [ConfigError]
 
+    /// A result with these settings and errors.
     public init(config: BrokerConfig, errors: [ConfigError]) {
         self.config = config
         self.errors = errors

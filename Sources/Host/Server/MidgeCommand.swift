@@ -113,7 +113,7 @@ public struct MidgeCommand: AsyncParsableCommand {
     /// `-d`: checks the configuration in the foreground, then detaches. Must run before any thread starts
     /// (fork keeps only the calling thread), so `main` calls it first.
     public func detachIfAsked() throws {
-        guard daemon else { return }
+        guard daemon, !testConfig else { return }
         _ = try loadConfig()
         guard Glibc.daemon(1, 0) == 0 else {
             FileHandle.standardError.write(Data("Error: cannot run in the background: errno \(errno)\n".utf8))

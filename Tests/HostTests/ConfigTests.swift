@@ -564,6 +564,70 @@ struct ConfigTests {
         #expect(try parseConfig("log_type all").logTypes.contains("debug"))
     }
 
+    @Test("log_format: text (the default) or json, one word")
+    func logFormat() throws {
+        #expect(try parseConfig("").logFormat == .text)
+        #expect(try parseConfig("log_format json").logFormat == .json)
+        #expect(try parseConfig("log_format json\nlog_format text").logFormat == .text)
+        #expect(try parseConfig("log_format json # collectors").logFormat == .json)
+        #expect(configParseError("log_format xml")?.description
+            == "test.conf:1: invalid value 'xml' for 'log_format': expected text or json")
+        #expect(configParseError("log_format json text")?.line == 1)
+        #expect(configParseError("log_format")?.message == "missing value for 'log_format'")
+    }
+
+    @Test("every error is collected: parsing goes on after a bad line, then the whole-file checks run")
+    func collectsEveryError() throws {
+        let result = ConfigParser.parseCollectingErrors(text: """
+            listener 1883
+            max_keepalive 5
+            bogus_directive 1
+            log_type loud
+            listener 1883
+            allow_anonymous true
+            """, file: "test.conf", baseDirectory: "/etc/midge")
+        #expect(result.errors.map(\.description) == [
+            "test.conf:2: invalid value 5 for 'max_keepalive': must be between 10 and 65535",
+            "test.conf:3: unknown directive 'bogus_directive'",
+            "test.conf:4: invalid value 'loud' for 'log_type': expected one of error, warning, notice, information, debug, subscribe, unsubscribe, websockets, internal, none, all",
+            "test.conf:5: duplicate listener for port 1883: a listener at test.conf:1 already uses it",
+        ])
+        // The good lines still count; `parse` throws the first error.
+        #expect(result.config.allowAnonymous == true)
+        #expect(configParseError("max_keepalive 5\nbogus 1")?.line == 1)
+        #expect(throws: ConfigError.self) { try result.get() }
+    }
+
+    @Test("a bad listener or plugin line does not make errors of the lines that belong to it")
+    func noCascades() throws {
+        let result = ConfigParser.parseCollectingErrors(text: """
+            listener 99999
+            max_connections 10
+            protocol websockets
+            plugin /usr/lib/auth.so
+            plugin_opt_database users.db
+            auth_plugin_deny_special_chars false
+            listener 1884
+            max_connections 20
+            """, file: "test.conf", baseDirectory: "/etc/midge")
+        #expect(result.errors.map(\.line) == [1, 4])
+        // The options of the bad listener land nowhere; those of the next one on it.
+        #expect(result.config.listeners.map(\.port) == [1884])
+        #expect(result.config.listeners.first?.maxConnections == 20)
+        #expect(result.config.plugins.isEmpty)
+    }
+
+    @Test("errors in several included files are all reported, each with its file")
+    func collectsAcrossIncludes() throws {
+        let dir = try ConfigScratchDirectory()
+        defer { dir.remove() }
+        try dir.write("conf.d/a.conf", "max_qos 7\n")
+        try dir.write("conf.d/b.conf", "\nretain_available maybe\n")
+        let main = try dir.write("main.conf", "listener 1883\ninclude_dir conf.d\nmax_inflight_messages -1\n")
+        let errors = ConfigParser.loadCollectingErrors(path: main).errors
+        #expect(errors.map { "\(($0.file as NSString).lastPathComponent):\($0.line)" } == ["a.conf:1", "b.conf:2", "main.conf:3"])
+    }
+
     @Test("-p ports: loopback-only in local-only mode, ignored when listeners are configured")
     func commandLinePorts() throws {
         var local = try parseConfig("allow_anonymous true")

@@ -245,3 +245,18 @@ def test_a_bad_environment_variable_stops_start_up(tmp_path, env, message):
                        timeout=WAIT, env=dict(os.environ, **env), stdin=subprocess.DEVNULL)
     assert r.returncode == 3
     assert message in r.stderr
+
+
+def test_check_config_applies_the_environment_too(tmp_path):
+    (tmp_path / "plugins.conf").write_text(on_free_ports((REPO / "plugins.conf").read_text()))
+    (tmp_path / "passwd").write_bytes((REPO / "passwd").read_bytes())
+    env = dict(os.environ, MIDGE_TLS_PORT="18883", MIDGE_ADMIN_PASSWORD="check-secret-9", MIDGE_LOG_FORMAT="json")
+    r = subprocess.run([str(midge_bin()), "check-config", "-c", str(tmp_path / "plugins.conf")], capture_output=True,
+                       text=True, timeout=WAIT, env=env, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert "port 18883 from MIDGE_TLS_PORT" in r.stdout
+    assert "log_format json from MIDGE_LOG_FORMAT" in r.stdout
+    assert "MIDGE_ADMIN_PASSWORD" in r.stdout and "check-secret-9" not in r.stdout + r.stderr
+    bad = subprocess.run([str(midge_bin()), "check-config", "-c", str(tmp_path / "plugins.conf")], capture_output=True,
+                         text=True, timeout=WAIT, env=dict(env, MIDGE_LOG_FORMAT="xml"), stdin=subprocess.DEVNULL)
+    assert bad.returncode == 3 and "MIDGE_LOG_FORMAT='xml'" in bad.stderr

@@ -257,6 +257,8 @@ public struct BrokerConfig: Sendable, Equatable {
     public var logTimestamp = true
     /// strftime format from `log_timestamp_format`; nil = seconds since the epoch.
     public var logTimestampFormat: String?
+    /// Midge only (`log_format`): Mosquitto's text lines or one JSON object per line.
+    public var logFormat: LogFormat = .text
     public var connectionMessages = true
 
     /// Directives accepted but not (fully) honoured, deprecations, and other notes.

@@ -50,6 +50,7 @@ import Foundation
 /// | `include_dir` | Supported (main file only; in an included file it is ignored with a warning, as mosquitto ignores it). |
 /// | `log_dest` (`stdout`, `stderr`, `syslog`, `topic`, `file PATH`, `none`), `log_type`, `log_timestamp`, `log_timestamp_format`, `connection_messages` | Supported. `log_dest dlt`: warning, not implemented. |
 /// | `max_inflight_messages`, `max_inflight_bytes`, `max_queued_messages`, `max_queued_bytes`, `queue_qos0_messages`, `max_keepalive`, `max_packet_size`, `message_size_limit`, `persistent_client_expiration`, `retain_available`, `upgrade_outgoing_qos`, `set_tcp_nodelay`, `sys_interval`, `user`, `pid_file` | Supported. |
+/// | `log_format text\|json` (Midge only) | Supported: `text` (default) writes Mosquitto's lines; `json` one object per line with `time`, `level`, `logger`, `message` and `metadata`. |
 /// | `generate_certificates true` (Midge only) | Generates a CA and a server certificate for TLS listeners whose `certfile` and `keyfile` are both missing. |
 /// | `watch_interval SECONDS` (Midge only) | Global. How often the files plugins load (password file, ACL file, SQLite database, certificates, keys, CA, CRL) are checked for changes; a change (an edit, a replaced file, a Kubernetes `..data` symlink swap) reloads everything as SIGHUP does, once the file has stayed the same for one more interval. Default 2; decimals allowed (`0.5`); 0 = not watched. |
 /// | `admin_listener PORT [BIND_ADDRESS]` (Midge only) | Global, at most once. The admin HTTP listener: `/healthz`, `/readyz` and plugins' endpoints (such as `/metrics`). Port 0 picks an ephemeral port; no address means all interfaces. A port and address an MQTT listener also uses: **error**. |
@@ -61,21 +62,42 @@ import Foundation
 /// | `check_retain_source`, `allow_duplicate_messages`, `memory_limit`, `http_dir`, `websockets_log_level`, `websockets_headers_size`, `log_facility`, `retry_interval` | Warning: accepted but not implemented. |
 /// | Mosquitto 2.1-only options (`global_plugin`, `accept_protocol_versions`, `enable_control_api`, ...) and anything else | **Error**: unknown directive. |
 public enum ConfigParser {
-    /// Reads and parses the config file at `path` (and its `include_dir` files).
+    /// Reads and parses the config file at `path` (and its `include_dir` files); throws the first error.
     public static func load(path: String) throws -> BrokerConfig {
-        let absolute = ConfigPathResolver.absolute(path, relativeTo: FileManager.default.currentDirectoryPath)
-        let text = try readConfigFile(displayName: path, absolutePath: absolute)
-        let base = (absolute as NSString).deletingLastPathComponent
-        return try parse(text: text, file: path, baseDirectory: base)
+        try loadCollectingErrors(path: path).get()
     }
 
-    /// Parses config text. `file` names it in errors; `baseDirectory` is where its
+    /// Parses config text; throws the first error. `file` names it in errors; `baseDirectory` is where its
     /// relative paths (and `include_dir`) are resolved.
     public static func parse(text: String, file: String, baseDirectory: String) throws -> BrokerConfig {
+        try parseCollectingErrors(text: text, file: file, baseDirectory: baseDirectory).get()
+    }
+
+    /// Reads the config file at `path` (and its `include_dir` files) to the end, collecting every error: a bad
+    /// line is reported and parsing goes on with the next one; the checks that need the whole file follow.
+    public static func loadCollectingErrors(path: String) -> ConfigParseResult {
+        let absolute = ConfigPathResolver.absolute(path, relativeTo: FileManager.default.currentDirectoryPath)
+        let text: String
+        do {
+            text = try readConfigFile(displayName: path, absolutePath: absolute)
+        } catch {
+            return ConfigParseResult(config: BrokerConfig(), errors: [ConfigParser.configError(error, file: path)])
+        }
+        let base = (absolute as NSString).deletingLastPathComponent
+        return parseCollectingErrors(text: text, file: path, baseDirectory: base)
+    }
+
+    /// Parses config text to the end, collecting every error (see `loadCollectingErrors`).
+    public static func parseCollectingErrors(text: String, file: String, baseDirectory: String) -> ConfigParseResult {
         let base = ConfigPathResolver.absolute(baseDirectory, relativeTo: FileManager.default.currentDirectoryPath)
         var parser = ConfigFileParser(mainFile: ConfigPathResolver.absolute(file, relativeTo: base))
-        try parser.parseFile(text: text, file: file, baseDirectory: base, level: 0)
-        return try parser.finish()
+        parser.parseFile(text: text, file: file, baseDirectory: base, level: 0)
+        let config = parser.finish()
+        return ConfigParseResult(config: config, errors: parser.errors)
+    }
+
+    static func configError(_ error: any Error, file: String, line: Int = 0) -> ConfigError {
+        error as? ConfigError ?? ConfigError(file: file, line: line, message: "\(error)")
     }
 
     static func readConfigFile(displayName: String, absolutePath: String) throws -> String {
@@ -144,12 +166,21 @@ private struct ConfigLocation {
 private enum ConfigListenerRef: Equatable {
     case defaultListener
     case explicit(Int)
+    /// After a `listener` line with an error (at "FILE:LINE"): its options are checked, then dropped, so
+    /// they neither land on another listener nor cause errors of their own.
+    case discarded(String)
 
     var key: String {
         switch self {
         case .defaultListener: return "default listener"
         case .explicit(let index): return "listener \(index)"
+        case .discarded(let place): return "discarded listener at \(place)"
         }
+    }
+
+    var isDiscarded: Bool {
+        if case .discarded = self { return true }
+        return false
     }
 }
 
@@ -175,6 +206,8 @@ private struct ConfigFileState {
     var level: Int
     var currentListener: ConfigListenerRef = .defaultListener
     var currentPlugin: ConfigPluginRef?
+    /// After a `plugin` line with an error: its `plugin_opt_*` lines are dropped without errors of their own.
+    var pluginDiscarded = false
 }
 
 private let configBridgeDirectives: Set<String> = [
@@ -214,6 +247,10 @@ private struct ConfigFileParser {
     var logTypeSet = false
     /// "scope/directive" -> where a set-once string was set.
     var setOnce: [String: ConfigLocation] = [:]
+    /// Every error so far, in the order found.
+    var errors: [ConfigError] = []
+    /// Where the options of a discarded listener go.
+    var discardedListener = ListenerConfig(port: 0)
 
     init(mainFile: String) {
         self.mainFile = mainFile
@@ -221,7 +258,8 @@ private struct ConfigFileParser {
 
     // MARK: Files and lines
 
-    mutating func parseFile(text: String, file: String, baseDirectory: String, level: Int) throws {
+    /// Parses every line; a line with an error adds it to `errors` and parsing goes on.
+    mutating func parseFile(text: String, file: String, baseDirectory: String, level: Int) {
         config.loadedFiles.append(file)
         var state = ConfigFileState(level: level)
         var lineNumber = 0
@@ -239,7 +277,26 @@ private struct ConfigFileParser {
                 directive = line
                 value = ""
             }
-            try handle(directive: directive, value: value, at: location, state: &state)
+            do {
+                try handle(directive: directive, value: value, at: location, state: &state)
+            } catch {
+                errors.append(ConfigParser.configError(error, file: file, line: lineNumber))
+                recover(after: directive, at: location, state: &state)
+            }
+        }
+    }
+
+    /// After a bad line, the lines that depend on it must not fail for its sake (nor apply elsewhere).
+    mutating func recover(after directive: String, at location: ConfigLocation, state: inout ConfigFileState) {
+        switch directive {
+        case "listener":
+            discardedListener = ListenerConfig(port: 0, security: config.perListenerSettings ? SecurityConfig() : nil)
+            state.currentListener = .discarded(ConfigFileParser.describe(location))
+        case "plugin", "auth_plugin":
+            state.currentPlugin = nil
+            state.pluginDiscarded = true
+        default:
+            break
         }
     }
 
@@ -384,6 +441,7 @@ private struct ConfigFileParser {
         switch ref {
         case .defaultListener: try body(&defaultListener)
         case .explicit(let index): try body(&explicitListeners[index])
+        case .discarded: try body(&discardedListener)
         }
     }
 
@@ -391,6 +449,7 @@ private struct ConfigFileParser {
         switch ref {
         case .defaultListener: return defaultListener
         case .explicit(let index): return explicitListeners[index]
+        case .discarded: return discardedListener
         }
     }
 
@@ -470,7 +529,7 @@ private struct ConfigFileParser {
 
         case "mount_point":
             let mountPoint = try restOfLine(directive, value, location)
-            if explicitListeners.isEmpty {
+            if explicitListeners.isEmpty && !state.currentListener.isDiscarded {
                 throw error(location, "'mount_point' must come after a 'listener' line "
                     + "(mosquitto: you must create a listener before using mount_point)")
             }
@@ -603,9 +662,11 @@ private struct ConfigFileParser {
                 index = security.plugins.count - 1
             }
             state.currentPlugin = ConfigPluginRef(security: ref, index: index)
+            state.pluginDiscarded = false
 
         case "auth_plugin_deny_special_chars":
             let flag = try bool(directive, value, location)
+            if state.pluginDiscarded { return }
             guard let plugin = state.currentPlugin else {
                 throw error(location, "'auth_plugin_deny_special_chars' without a preceding 'plugin' line in this file")
             }
@@ -653,6 +714,13 @@ private struct ConfigFileParser {
             let format = try restOfLine(directive, value, location)
             try setOnceCheck("global", directive, location)
             config.logTimestampFormat = format
+
+        case "log_format":
+            let word = try singleWord(directive, value, location)
+            guard let format = LogFormat(rawValue: word) else {
+                throw error(location, "invalid value '\(word)' for 'log_format': expected text or json")
+            }
+            config.logFormat = format
 
         case "connection_messages":
             config.connectionMessages = try bool(directive, value, location)
@@ -851,6 +919,7 @@ private struct ConfigFileParser {
         guard !key.isEmpty else {
             throw error(location, "invalid plugin option '\(directive)': the option name is missing")
         }
+        if state.pluginDiscarded { return }
         guard let plugin = state.currentPlugin else {
             throw error(location, "'\(directive)' without a preceding 'plugin' line in this file")
         }
@@ -922,23 +991,29 @@ private struct ConfigFileParser {
         for name in confFiles {
             let file = directory + "/" + name
             if file == mainFile {
-                throw error(location, "include_dir '\(directory)' contains the main configuration file")
+                errors.append(error(location, "include_dir '\(directory)' contains the main configuration file"))
+                continue
             }
-            let text = try ConfigParser.readConfigFile(displayName: file, absolutePath: file)
-            try parseFile(text: text, file: file, baseDirectory: directory, level: 1)
+            do {
+                let text = try ConfigParser.readConfigFile(displayName: file, absolutePath: file)
+                parseFile(text: text, file: file, baseDirectory: directory, level: 1)
+            } catch {
+                errors.append(ConfigParser.configError(error, file: file))
+            }
         }
     }
 
     // MARK: Finish
 
-    mutating func finish() throws -> BrokerConfig {
+    /// The config, once the checks that need the whole file have added their errors.
+    mutating func finish() -> BrokerConfig {
         if let use = defaultListenerFirstUse, defaultListenerDeclared == nil {
             let scope = config.perListenerSettings && configSecurityDirectives.contains(use.directive)
                 ? " (with per_listener_settings true it is a listener option)" : ""
-            throw error(use.location, "'\(use.directive)' must come after a 'listener' line in this file\(scope): "
+            errors.append(error(use.location, "'\(use.directive)' must come after a 'listener' line in this file\(scope): "
                 + "above the first listener it belongs to mosquitto's implicit default listener (port 1883 on "
                 + "all interfaces), which only 'port' or 'bind_address' should create. Move it below a "
-                + "'listener' line, or declare the default listener with 'port'")
+                + "'listener' line, or declare the default listener with 'port'"))
         }
         var listeners = explicitListeners
         if defaultListenerDeclared != nil { listeners.append(defaultListener) }
@@ -951,9 +1026,9 @@ private struct ConfigFileParser {
                 // The default listener is always last; report at the `listener` line then.
                 let (here, there) = listener.isDefaultListener ? (earlier, listener) : (listener, earlier)
                 let what = there.isDefaultListener ? "the default listener ('port'/'bind_address')" : "a listener"
-                throw ConfigError(file: here.file, line: here.line,
-                                  message: "duplicate listener for port \(listener.port)\(bind): "
-                                      + "\(what) at \(there.file):\(there.line) already uses it")
+                errors.append(ConfigError(file: here.file, line: here.line,
+                                          message: "duplicate listener for port \(listener.port)\(bind): "
+                                              + "\(what) at \(there.file):\(there.line) already uses it"))
             }
         }
 
@@ -962,8 +1037,8 @@ private struct ConfigFileParser {
                $0.port == admin.port && ($0.bindAddress == nil || admin.bindAddress == nil || $0.bindAddress == admin.bindAddress)
            }) {
             let what = clash.isDefaultListener ? "the default listener ('port'/'bind_address')" : "the listener"
-            throw ConfigError(file: admin.file, line: admin.line,
-                              message: "admin_listener port \(admin.port) is also used by \(what) at \(clash.file):\(clash.line)")
+            errors.append(ConfigError(file: admin.file, line: admin.line,
+                                      message: "admin_listener port \(admin.port) is also used by \(what) at \(clash.file):\(clash.line)"))
         }
 
         if config.perListenerSettings {

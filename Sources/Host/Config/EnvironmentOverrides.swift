@@ -15,6 +15,7 @@ public struct EnvironmentOverrides: Sendable {
         ("MIDGE_TLS_PORT", "the port of the first TLS listener"),
         ("MIDGE_ADMIN_PORT", "the port of admin_listener (added on all interfaces when the config has none)"),
         ("MIDGE_LOG_LEVEL", "error, warning, notice, information, debug or all: that level and those above"),
+        ("MIDGE_LOG_FORMAT", "text or json (log_format)"),
         ("MIDGE_EVENT_LOOPS", "the number of event loop threads (default: one per core)"),
     ]
 
@@ -23,6 +24,8 @@ public struct EnvironmentOverrides: Sendable {
     public var port: Int?
     public var tlsPort: Int?
     public var adminPort: Int?
+    /// `MIDGE_LOG_FORMAT`.
+    public var logFormat: LogFormat?
     /// `log_type` words for `MIDGE_LOG_LEVEL`.
     public var logLevel: (name: String, types: [String])?
 
@@ -49,6 +52,12 @@ public struct EnvironmentOverrides: Sendable {
         } else if value("MIDGE_ADMIN_USERNAME") != nil {
             throw ConfigError(file: "environment", line: 0,
                               message: "MIDGE_ADMIN_USERNAME is set but MIDGE_ADMIN_PASSWORD is not: set both")
+        }
+        if let format = value("MIDGE_LOG_FORMAT") {
+            guard let known = LogFormat(rawValue: format.lowercased()) else {
+                throw ConfigError(file: "environment", line: 0, message: "MIDGE_LOG_FORMAT='\(format)': expected text or json")
+            }
+            logFormat = known
         }
         if let level = value("MIDGE_LOG_LEVEL") {
             let order = ["error", "warning", "notice", "information", "debug"]
@@ -99,6 +108,10 @@ public struct EnvironmentOverrides: Sendable {
         if let logLevel {
             config.logTypes = logLevel.types
             notes.append("log level \(logLevel.name) (log_type \(logLevel.types.joined(separator: " "))) from MIDGE_LOG_LEVEL")
+        }
+        if let logFormat {
+            config.logFormat = logFormat
+            notes.append("log_format \(logFormat.rawValue) from MIDGE_LOG_FORMAT")
         }
         if let installerUser {
             config.installerUser = installerUser

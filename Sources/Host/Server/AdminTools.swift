@@ -4,8 +4,8 @@ import SCRAMPlugin
 import SQLitePlugin
 
 /// The administration subcommands, which take their own flags (Mosquitto's for `passwd`):
-/// `midge passwd ...` (as `mosquitto_passwd`), `midge scram ...` (SCRAM-SHA-256 credentials), `midge users --db FILE ...`
-/// and `midge acl --db FILE ...`.
+/// `midge passwd ...` (as `mosquitto_passwd`), `midge scram ...` (SCRAM-SHA-256 credentials), `midge users --db FILE ...`,
+/// `midge acl --db FILE ...` and `midge check-config [-c FILE | --config-dir DIR]`.
 public enum AdminTools {
     /// Runs the subcommand named by `arguments[0]` if it is one, returning its exit status; nil otherwise.
     public static func run(_ arguments: [String]) -> Int32? {
@@ -15,6 +15,7 @@ public enum AdminTools {
             switch name {
             case "passwd": return try PasswdTool.run(arguments: rest)
             case "scram": return try SCRAMTool.run(arguments: rest)
+            case "check-config": return CheckConfig.run(arguments: rest)
             case "users": return try SQLiteAdmin.run(arguments: rest)
             case "acl":
                 // `midge acl --db FILE add ...` is `midge users --db FILE acl add ...`.

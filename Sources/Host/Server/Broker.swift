@@ -125,14 +125,7 @@ public final class Broker: @unchecked Sendable {
             connect.maxInflightMessages = config.maxInflightMessages
             connect.connectionMessages = config.connectionMessages
 
-            if let mount = listener.mountPoint {
-                throw ConfigError(file: listener.file, line: listener.line,
-                                  message: "listener \(listener.port): mount_point \(mount) is not supported yet")
-            }
-            if let device = listener.bindInterface {
-                throw ConfigError(file: listener.file, line: listener.line,
-                                  message: "listener \(listener.port): bind_interface \(device) is not supported yet")
-            }
+            try Self.checkSupported(listener)
             connect.useUsernameAsClientID = listener.useUsernameAsClientID
             listenerSettings.append((access, connect))
             let anyAddress = listener.socketDomain == "ipv4" ? "0.0.0.0" : "::"
@@ -167,11 +160,27 @@ public final class Broker: @unchecked Sendable {
             BrokerContext(router: router, access: access, connect: connect, logger: logger, loops: loops,
                           hooks: hooks)
         }
+        let watched = reloadables.flatMap(\.watchedFiles)
+        if config.watchIntervalMilliseconds > 0 && !watched.isEmpty {
+            fileWatcher = FileWatcher(paths: watched, interval: .milliseconds(config.watchIntervalMilliseconds))
+        }
+    }
+
+    /// Throws for listener options the parser accepts but the broker cannot honour yet.
+    static func checkSupported(_ listener: ListenerConfig) throws {
+        if let mount = listener.mountPoint {
+            throw ConfigError(file: listener.file, line: listener.line,
+                              message: "listener \(listener.port): mount_point \(mount) is not supported yet")
+        }
+        if let device = listener.bindInterface {
+            throw ConfigError(file: listener.file, line: listener.line,
+                              message: "listener \(listener.port): bind_interface \(device) is not supported yet")
+        }
     }
 
     /// The hooks Mosquitto's own directives ask for: `log` (from `log_type` and `connection_messages`) and
     /// `sys` (the `$SYS` tree every `sys_interval` seconds, unless it is 0).
-    private static func implicitHooks(config: BrokerConfig, registry: PluginRegistry) throws -> [Hooks.Entry] {
+    static func implicitHooks(config: BrokerConfig, registry: PluginRegistry) throws -> [Hooks.Entry] {
         var entries: [Hooks.Entry] = []
         var made: [(String, [(String, String)])] = [
             ("log", [("log_type", config.logTypes.joined(separator: ",")),
@@ -195,11 +204,9 @@ public final class Broker: @unchecked Sendable {
         case listener(String, Int, Int)
     }
 
-    /// Creates the plugins of one security section: `password_file` (the `passwd` plugin), then `plugin`
-    /// lines in config order, then `acl_file` (the `acl-file` plugin).
-    private static func makeChain(_ security: SecurityConfig, registry: PluginRegistry, config: BrokerConfig) throws
-        -> (plugins: [any Plugin], configs: [PluginConfig], authenticators: [any AuthenticationPlugin],
-            authorizers: [any AuthorizationPlugin], hooks: [Hooks.Entry]) {
+    /// The plugins of one security section in chain order: `password_file` (the `passwd` plugin), then
+    /// `plugin` lines in config order, then `acl_file` (the `acl-file` plugin).
+    static func chainConfigs(_ security: SecurityConfig) -> [PluginConfig] {
         var pluginConfigs: [PluginConfig] = []
         if let path = security.passwordFile {
             pluginConfigs.append(PluginConfig(name: "passwd", options: [(key: "password_file", value: path)],
@@ -210,6 +217,14 @@ public final class Broker: @unchecked Sendable {
             pluginConfigs.append(PluginConfig(name: "acl-file", options: [(key: "acl_file", value: path)],
                                               file: "acl_file", line: 0))
         }
+        return pluginConfigs
+    }
+
+    /// Creates the plugins of one security section, in `chainConfigs` order.
+    static func makeChain(_ security: SecurityConfig, registry: PluginRegistry, config: BrokerConfig) throws
+        -> (plugins: [any Plugin], configs: [PluginConfig], authenticators: [any AuthenticationPlugin],
+            authorizers: [any AuthorizationPlugin], hooks: [Hooks.Entry]) {
+        let pluginConfigs = chainConfigs(security)
         var plugins: [any Plugin] = []
         var configs: [PluginConfig] = []
         var authenticators: [any AuthenticationPlugin] = []
@@ -343,18 +358,15 @@ public final class Broker: @unchecked Sendable {
         plugins.compactMap { $0 as? any ReloadablePlugin } + transports.compactMap { $0.0 as? any ReloadablePlugin }
     }
 
-    /// `watch_interval`: polls the reloadables' files and reloads when one changed.
+    /// `watch_interval`: polls the reloadables' files (as they were when `init` loaded them) and reloads when
+    /// one changed.
     private func startWatchingFiles() {
-        guard config.watchIntervalMilliseconds > 0 else { return }
-        let watcher = FileWatcher(paths: reloadables.flatMap(\.watchedFiles),
-                                  interval: .milliseconds(config.watchIntervalMilliseconds))
-        guard !watcher.paths.isEmpty else { return }
+        guard let watcher = fileWatcher else { return }
         watcher.start { [weak self] changed in
             guard let self else { return }
             self.logger.notice("Changed: \(changed.joined(separator: ", ")); reloading.")
             await self.reload(reason: "files changed")
         }
-        fileWatcher = watcher
         logger.notice("Watching \(watcher.paths.count) file(s) for changes every \(Double(config.watchIntervalMilliseconds) / 1000) s: \(watcher.paths.joined(separator: ", ")).")
     }
 

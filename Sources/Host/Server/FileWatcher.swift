@@ -23,12 +23,18 @@ final class FileWatcher: Sendable {
 
     let paths: [String]
     let interval: Duration
+    /// The fingerprints changes are measured against: taken at creation, so a change between loading the
+    /// files and `start()` is not missed.
+    private let baseline: Snapshot
     private let task = NIOLockedValueBox<Task<Void, Never>?>(nil)
 
     init(paths: [String], interval: Duration) {
         var seen = Set<String>()
         self.paths = paths.filter { seen.insert($0).inserted }
         self.interval = interval
+        var now: Snapshot = [:]
+        for path in self.paths { now[path] = Self.fingerprint(path) }
+        baseline = now
     }
 
     /// The fingerprint of every watched file now.
@@ -52,7 +58,7 @@ final class FileWatcher: Sendable {
         guard !paths.isEmpty else { return }
         let interval = self.interval
         let started = Task { [self] in
-            var settled = snapshot()
+            var settled = baseline
             var pending: Snapshot?
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)

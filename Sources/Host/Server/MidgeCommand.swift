@@ -17,6 +17,7 @@ public struct MidgeCommand: AsyncParsableCommand {
             password files, ACL files and databases; SIGTERM and SIGINT stop gracefully.
 
             Administration:
+              midge check-config [-c FILE | --config-dir DIR]   (check a configuration, print what would run)
               midge passwd [-c | -D | -U] [-b] [-H sha512|sha512-pbkdf2] [-I N] FILE USER [PASSWORD]
               midge scram [-c] [-D] [-I N] FILE USER [PASSWORD]   (SCRAM-SHA-256 credentials)
               midge users --db FILE init | add [--superuser] USER [PASSWORD] | del USER | list | passwd USER
@@ -44,7 +45,7 @@ public struct MidgeCommand: AsyncParsableCommand {
     @Flag(name: [.customShort("d"), .customLong("daemon")], help: "Run in the background.")
     var daemon = false
 
-    @Flag(name: .customLong("test-config"), help: "Check the configuration and exit.")
+    @Flag(name: .customLong("test-config"), help: "Check the configuration and exit (as midge check-config).")
     var testConfig = false
 
     public init() {}
@@ -55,16 +56,17 @@ public struct MidgeCommand: AsyncParsableCommand {
 
     /// Loads the config and runs the broker until SIGTERM or SIGINT.
     public func execute() async throws {
+        if testConfig {
+            let status = CheckConfig.run(configFile: configFile, configDirectory: configDirectory, ports: ports)
+            if status != 0 { throw ExitCode(status) }
+            return
+        }
         var (config, sources) = try loadConfigAndSources()
         // -v: every log type, for the broker's own lines and for the `log` hook's.
         if verbose { config.logTypes = ["all"] }
         let logger = Self.makeLogger(config: config, verbose: verbose)
         for warning in config.warnings { logger.warning("\(warning)") }
         for note in Self.notYetHonoured(config) { logger.warning("\(note)") }
-        if testConfig {
-            print("Configuration OK")
-            return
-        }
         let broker: Broker
         do {
             broker = try Broker(config: config, logger: logger)
@@ -88,40 +90,49 @@ public struct MidgeCommand: AsyncParsableCommand {
         logger.notice("midge version \(Self.version) terminating")
     }
 
-    /// The configuration the flags name; a bad one is reported on stderr (exit status 3).
+    /// The configuration the flags name; a bad one is reported on stderr, every error on a line of its own
+    /// (exit status 3).
     public func loadConfig() throws -> BrokerConfig {
         try loadConfigAndSources().config
     }
 
     /// The configuration, and one line per source that set something: the config file (and how it was
     /// found), each environment variable that replaced a value, `-v`. Never a secret. Precedence, highest
-    /// first: command-line flags, environment variables, the config file, built-in defaults.
+    /// first: command-line flags, environment variables, the config file, built-in defaults. A bad one is
+    /// reported on stderr, every error on a line of its own (exit status 3).
     public func loadConfigAndSources() throws -> (config: BrokerConfig, sources: [String]) {
+        var errors: [ConfigError] = []
+        var config = BrokerConfig()
+        var sources: [String] = []
+        if let path = configFile ?? Self.defaultConfigFile(directory: configDirectory) {
+            let result = ConfigParser.loadCollectingErrors(path: path)
+            config = result.config
+            errors = result.errors
+            let how = configFile != nil ? "-c" : configDirectory != nil ? "--config-dir" : "MIDGE_CONFIG_DIR"
+            sources.append("Config loaded from \(path) (\(how)).")
+        } else {
+            sources.append("No config file (neither -c, --config-dir nor MIDGE_CONFIG_DIR): local only mode.")
+        }
         do {
-            var config: BrokerConfig
-            var sources: [String] = []
-            if let path = configFile ?? Self.defaultConfigFile(directory: configDirectory) {
-                config = try ConfigParser.load(path: path)
-                let how = configFile != nil ? "-c" : configDirectory != nil ? "--config-dir" : "MIDGE_CONFIG_DIR"
-                sources.append("Config loaded from \(path) (\(how)).")
-            } else {
-                config = BrokerConfig()
-                sources.append("No config file (neither -c, --config-dir nor MIDGE_CONFIG_DIR): local only mode.")
-            }
             for note in try EnvironmentOverrides().apply(to: &config) { sources.append("Setting \(note).") }
-            for port in ports { try config.addCommandLinePort(port) }
-            if verbose { sources.append("Setting log_type all from -v.") }
-            return (config, sources)
         } catch let error as ConfigError {
-            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+            errors.append(error)
+        }
+        for port in ports {
+            do { try config.addCommandLinePort(port) } catch let error as ConfigError { errors.append(error) }
+        }
+        if verbose { sources.append("Setting log_type all from -v.") }
+        guard errors.isEmpty else {
+            for error in errors { FileHandle.standardError.write(Data("Error: \(error)\n".utf8)) }
             throw ExitCode(3)
         }
+        return (config, sources)
     }
 
     /// `-d`: checks the configuration in the foreground, then detaches. Must run before any thread starts
     /// (fork keeps only the calling thread), so `main` calls it first.
     public func detachIfAsked() throws {
-        guard daemon else { return }
+        guard daemon, !testConfig else { return }
         _ = try loadConfig()
         guard Glibc.daemon(1, 0) == 0 else {
             FileHandle.standardError.write(Data("Error: cannot run in the background: errno \(errno)\n".utf8))
@@ -169,10 +180,10 @@ public struct MidgeCommand: AsyncParsableCommand {
             default: break
             }
         }
-        let sink = MidgeLogHandler.Sink(handles: handles, timestamps: config.logTimestamp)
+        let sink = MidgeLogHandler.Sink(handles: handles, timestamps: config.logTimestamp, format: config.logFormat)
         let levels = MidgeLogHandler.levels(for: config.logTypes, verbose: verbose)
         // Every logger of the process (plugins' included) writes the same way.
-        LoggingSystem.bootstrap { _ in MidgeLogHandler(sink: sink, enabled: levels) }
+        LoggingSystem.bootstrap { label in MidgeLogHandler(label: label, sink: sink, enabled: levels) }
         return Logger(label: "midge")
     }
 }

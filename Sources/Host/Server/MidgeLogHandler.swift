@@ -2,18 +2,20 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 
-/// Writes log lines as Mosquitto does (`SECONDS: message`), to the destinations `log_dest` names, for the
-/// types `log_type` enables.
+/// Writes log lines as Mosquitto does (`SECONDS: message`), or as JSON objects under `log_format json`, to the
+/// destinations `log_dest` names, for the types `log_type` enables.
 struct MidgeLogHandler: LogHandler {
     /// Where lines go; shared by every logger of the process.
     final class Sink: @unchecked Sendable {
         private let lock = NIOLock()
         private var handles: [FileHandle]
         let timestamps: Bool
+        let format: LogFormat
 
-        init(handles: [FileHandle], timestamps: Bool) {
+        init(handles: [FileHandle], timestamps: Bool, format: LogFormat = .text) {
             self.handles = handles
             self.timestamps = timestamps
+            self.format = format
         }
 
         func write(_ line: String) {
@@ -26,10 +28,13 @@ struct MidgeLogHandler: LogHandler {
 
     let sink: Sink
     let enabled: Set<Logger.Level>
+    /// The logger's label (`midge`, `midge.plugin.NAME`, ...): the `logger` field of JSON lines.
+    let label: String
     var metadata: Logger.Metadata = [:]
     var logLevel: Logger.Level
 
-    init(sink: Sink, enabled: Set<Logger.Level>) {
+    init(label: String = "midge", sink: Sink, enabled: Set<Logger.Level>) {
+        self.label = label
         self.sink = sink
         self.enabled = enabled
         self.logLevel = enabled.min() ?? .critical
@@ -43,6 +48,13 @@ struct MidgeLogHandler: LogHandler {
     func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
              file: String, function: String, line: UInt) {
         guard enabled.contains(level) else { return }
+        if sink.format == .json {
+            var merged = self.metadata
+            if let metadata { merged.merge(metadata) { $1 } }
+            sink.write(Self.jsonLine(time: Date(), level: level, label: label, message: message.description,
+                                     metadata: merged))
+            return
+        }
         var text = sink.timestamps ? "\(Int(Date().timeIntervalSince1970)): " : ""
         if level <= .warning && level >= .warning {
             text += "Warning: "

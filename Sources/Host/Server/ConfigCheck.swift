@@ -300,6 +300,7 @@ private struct PluginWalk {
             "  upgrade_outgoing_qos: \(config.upgradeOutgoingQoS)",
             "  set_tcp_nodelay: \(config.setTCPNoDelay)",
             "  sys_interval: \(config.sysInterval == 0 ? "off" : "\(config.sysInterval) s")",
+            "  watch_interval: \(config.watchIntervalMilliseconds == 0 ? "off (SIGHUP only)" : "\(Double(config.watchIntervalMilliseconds) / 1000) s")",
             "",
             "Logging:",
             "  log_dest: \(config.logDest.isEmpty ? "none" : config.logDest.map { $0 == "file" ? "file \(config.logFile ?? "?")" : $0 }.joined(separator: ", "))",

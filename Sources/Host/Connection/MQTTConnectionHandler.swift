@@ -330,7 +330,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         holdReading()
         rateTimer?.cancel()
         rateTimer = context.eventLoop.scheduleTask(in: wait) { [weak self] in
-            guard let self else { return }
+            guard let self, self.state == .connected else { return }
             self.rateTimer = nil
             self.rateHold = false
             if self.version == .v5, self.isFarOverRate() {

@@ -341,6 +341,17 @@ public struct BrokerStatistics: Sendable, Hashable {
     public var reloadsFailed = 0
     /// Hook calls that failed (an error or a missed deadline) since start.
     public var hookFailures = 0
+    /// Quota events since start, by the directive that set the quota (README, Quotas), for the quotas
+    /// configured: connections closed at accept (`max_connections`, `max_connections_total`), CONNECTs refused
+    /// (`max_connections_per_user`, `max_connection_rate`), connections slowed down, once each
+    /// (`max_publish_rate`, which also stands for `max_publish_bytes_rate`), messages not queued, once per
+    /// session refusing them (`max_queued_bytes_total`; also counted in `publishDropped`).
+    public var quotaEvents: [String: Int] = [:]
+    /// MQTT 5.0 clients disconnected with 0x96 (message rate too high) since start, for publishing far over
+    /// `max_publish_rate` / `max_publish_bytes_rate`.
+    public var publishRateDisconnects = 0
+    /// Bytes waiting in all sessions' queues now; only counted under `max_queued_bytes_total` (else 0).
+    public var queuedBytes = 0
 
     public init() {}
 

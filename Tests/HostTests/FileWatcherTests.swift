@@ -1,5 +1,6 @@
 import Foundation
 import NIOConcurrencyHelpers
+import NIOPosix
 import Testing
 @testable import Host
 
@@ -30,7 +31,11 @@ struct FileWatcherTests {
                                   interval: .milliseconds(20))
         #expect(watcher.paths.count == 2)
         let reports = NIOLockedValueBox<[[String]]>([])
-        watcher.start { changed in reports.withLockedValue { $0.append(changed) } }
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        watcher.start(on: loop) { changed in
+            reports.withLockedValue { $0.append(changed) }
+            return loop.makeSucceededVoidFuture()
+        }
         defer { watcher.stop() }
 
         // The same size as before: the inode behind the links tells.
@@ -38,8 +43,9 @@ struct FileWatcherTests {
         try await eventually("the swap to be reported") { reports.withLockedValue { $0.count } == 1 }
         #expect(reports.withLockedValue { $0 } == [[top + "/passwd"]])
 
-        // Nothing changes: nothing more is reported over several intervals.
-        try await Task.sleep(for: .milliseconds(150))
+        // Nothing changes: nothing more is reported over five more polls.
+        let polled = watcher.polls.withLockedValue { $0 }
+        try await eventually("five more polls") { watcher.polls.withLockedValue { $0 } >= polled + 5 }
         #expect(reports.withLockedValue { $0.count } == 1)
 
         // A file that appears counts as a change too.

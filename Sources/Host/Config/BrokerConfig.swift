@@ -233,6 +233,22 @@ public struct BrokerConfig: Sendable, Equatable {
     public var watchIntervalMilliseconds = 2000
     /// Seconds between $SYS updates; 0 = no $SYS.
     public var sysInterval = 10
+    // MARK: Quotas (Midge only; see README, Quotas)
+    /// `max_connections_total`: open connections across all listeners; -1 = no limit.
+    public var maxConnectionsTotal = -1
+    /// `max_connections_per_user`: clients connected with one user name; -1 = no limit.
+    public var maxConnectionsPerUser = -1
+    /// `max_connection_rate N [SECONDS]`: CONNECTs per source address per `connectionRateWindow` seconds;
+    /// 0 = no limit.
+    public var maxConnectionRate = 0
+    public var connectionRateWindow = 1
+    /// `max_publish_rate`: PUBLISH packets per second per client; 0 = no limit.
+    public var maxPublishRate = 0
+    /// `max_publish_bytes_rate`: PUBLISH bytes (topic and payload) per second per client; 0 = no limit.
+    public var maxPublishBytesRate = 0
+    /// `max_queued_bytes_total`: bytes waiting in all sessions' queues together; 0 = no limit.
+    public var maxQueuedBytesTotal = 0
+
     /// Connection limit given to the loopback listeners of local-only mode and of `-p`.
     /// The parser never changes it: in mosquitto 2.0 `max_connections` is a listener
     /// option (see `ListenerConfig.maxConnections`), there is no global one.

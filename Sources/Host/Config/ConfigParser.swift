@@ -53,6 +53,7 @@ import Foundation
 /// | `log_format text\|json` (Midge only) | Supported: `text` (default) writes Mosquitto's lines; `json` one object per line with `time`, `level`, `logger`, `message` and `metadata`. |
 /// | `generate_certificates true` (Midge only) | Generates a CA and a server certificate for TLS listeners whose `certfile` and `keyfile` are both missing. |
 /// | `watch_interval SECONDS` (Midge only) | Global. How often the files plugins load (password file, ACL file, SQLite database, certificates, keys, CA, CRL) are checked for changes; a change (an edit, a replaced file, a Kubernetes `..data` symlink swap) reloads everything as SIGHUP does, once the file has stayed the same for one more interval. Default 2; decimals allowed (`0.5`); 0 = not watched. |
+/// | `max_connections_total N`, `max_connections_per_user N` (-1 = no limit), `max_connection_rate N [SECONDS]`, `max_publish_rate N`, `max_publish_bytes_rate N`, `max_queued_bytes_total N` (0 = no limit) (Midge only) | Global quotas; what each does per protocol version is in README, Quotas. |
 /// | `admin_listener PORT [BIND_ADDRESS]` (Midge only) | Global, at most once. The admin HTTP listener: `/healthz`, `/readyz` and plugins' endpoints (such as `/metrics`). Port 0 picks an ephemeral port; no address means all interfaces. A port and address an MQTT listener also uses: **error**. |
 /// | `persistence` / `retained_persistence` | `false`: accepted. `true`: **error**, persistence is not supported yet (data would silently be lost on restart). |
 /// | `persistence_file`, `persistence_location`, `autosave_interval`, `autosave_on_changes` | Warning: accepted but not implemented (no effect without persistence). |
@@ -778,6 +779,26 @@ private struct ConfigFileParser {
         case "watch_interval":
             config.watchIntervalMilliseconds = try milliseconds(directive, value, location, maximum: 3600)
 
+        // Quotas (Midge only)
+        case "max_connections_total":
+            config.maxConnectionsTotal = try int(directive, value, location, -1...Int(Int32.max), "-1 (unlimited) or more")
+
+        case "max_connections_per_user":
+            config.maxConnectionsPerUser = try int(directive, value, location, -1...Int(Int32.max),
+                                                   "-1 (unlimited) or more")
+
+        case "max_connection_rate":
+            try connectionRateLine(value, location)
+
+        case "max_publish_rate":
+            config.maxPublishRate = try int(directive, value, location, 0...Int(Int32.max), "0 (no limit) or more")
+
+        case "max_publish_bytes_rate":
+            config.maxPublishBytesRate = try int(directive, value, location, 0...Int(Int32.max), "0 (no limit) or more")
+
+        case "max_queued_bytes_total":
+            config.maxQueuedBytesTotal = try int(directive, value, location, 0...Int.max, "0 (no limit) or more")
+
         case "sys_interval":
             config.sysInterval = try int(directive, value, location, 0...65535)
 
@@ -843,7 +864,8 @@ private struct ConfigFileParser {
             throw error(location, "'\(directive)' is a bridge option, and bridges are not supported yet")
 
         case _ where configMosquitto21Directives.contains(directive):
-            throw error(location, "unknown directive '\(directive)' (a Mosquitto 2.1 option; Midge follows Mosquitto 2.0)")
+            let instead = directive == "global_max_connections" ? "; Midge's max_connections_total limits connections across all listeners" : ""
+            throw error(location, "unknown directive '\(directive)' (a Mosquitto 2.1 option; Midge follows Mosquitto 2.0\(instead))")
 
         default:
             throw error(location, "unknown directive '\(directive)'")
@@ -887,6 +909,21 @@ private struct ConfigFileParser {
             security: config.perListenerSettings ? SecurityConfig() : nil,
             file: location.file, line: location.line))
         state.currentListener = .explicit(explicitListeners.count - 1)
+    }
+
+    /// `max_connection_rate N [SECONDS]` (Midge only): N CONNECTs per source address in SECONDS (default 1).
+    mutating func connectionRateLine(_ value: String, _ location: ConfigLocation) throws {
+        let words = ConfigFileParser.words(value).prefix { !$0.hasPrefix("#") }
+        guard words.count <= 2 else {
+            throw error(location, "unexpected '\(words[words.startIndex + 2])' after 'max_connection_rate' "
+                + "(expected: max_connection_rate COUNT [SECONDS])")
+        }
+        config.maxConnectionRate = try int("max_connection_rate", words.first ?? "", location, 0...Int(Int32.max),
+                                           "0 (no limit) or more")
+        if words.count == 2 {
+            config.connectionRateWindow = try int("max_connection_rate", words[words.startIndex + 1], location,
+                                                  1...86_400, "a window between 1 and 86400 seconds")
+        }
     }
 
     /// `admin_listener PORT [BIND_ADDRESS]` (Midge only): global, at most once; port 0 = ephemeral.

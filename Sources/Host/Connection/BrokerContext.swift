@@ -12,6 +12,8 @@ struct BrokerContext: Sendable {
     var loops = LoopContexts()
     /// The hooks, by event.
     var hooks: Hooks
+    /// The quotas (none configured by default).
+    var quotas = Quotas()
 }
 
 /// What the connections of one event loop share instead of each holding its own: the batch of connections

@@ -23,9 +23,20 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     /// The start of a packet that has not fully arrived, copied out of the read buffer so an idle connection
     /// holds no read buffer.
     private var partial: ByteBuffer?
-    /// True while a congested subscriber asked this publisher to wait.
+    /// True while reading is held: a congested subscriber asked this publisher to wait (`congestionHold`), or
+    /// it is over its publish rate (`rateHold`).
     private var readingPaused = false
+    private var congestionHold = false
+    private var rateHold = false
     private var pauseTimer: Scheduled<Void>?
+    /// `max_publish_rate` / `max_publish_bytes_rate`: this client's allowance; nil when neither is configured.
+    private var publishAllowance: PublishAllowance?
+    /// Set when a PUBLISH left the client in debt: reading stops after that packet until the debt is paid.
+    private var throttleDue = false
+    private var throttleLogged = false
+    private var rateTimer: Scheduled<Void>?
+    /// The `max_connections_per_user` slot this connection holds.
+    private var userSlot: (user: String, clientID: String)?
     private var state = State.awaitingConnect
     private var context: ChannelHandlerContext!
     private var handle: ConnectionHandle!
@@ -80,6 +91,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         self.handle = ConnectionHandle(eventLoop: context.eventLoop, handler: self)
         self.loopContext = broker.loops.context(for: context.eventLoop)
         remoteAddress = context.channel.remoteAddress?.peerDescription
+        publishAllowance = broker.quotas.makePublishAllowance()
         // A client gets as long as a keep alive of 60 s would allow to send CONNECT.
         keepAliveWindow = .seconds(90)
         loopContext.watch(self)
@@ -90,6 +102,9 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         loopContext.unwatch(self)
         pauseTimer?.cancel()
         pauseTimer = nil
+        rateTimer?.cancel()
+        rateTimer = nil
+        releaseUserSlot()
         self.context = nil
     }
 
@@ -138,6 +153,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
                 copy.writeBuffer(&buffer)
                 partial = copy
             }
+            if throttleDue { throttle() }
         } catch {
             fail(error)
         }
@@ -148,27 +164,46 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     /// Stops reading from this client: a subscriber it publishes to has a backlog. Resumed when that backlog
     /// drains, or after at most `pauseLimit` (so two clients publishing to each other cannot stall forever).
     private func pauseReading() {
-        guard !readingPaused else { return }
-        readingPaused = true
-        context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        guard !congestionHold else { return }
+        congestionHold = true
+        holdReading()
         pauseTimer = context.eventLoop.scheduleTask(in: Self.pauseLimit) { [weak self] in self?.resumeReading() }
     }
 
     static let pauseLimit = TimeAmount.milliseconds(50)
 
-    /// Reads again: first what was left of the last read, then from the socket.
+    private func holdReading() {
+        guard !readingPaused else { return }
+        readingPaused = true
+        context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+    }
+
+    /// The congested subscriber drained (or the pause limit passed): reads again unless the publish rate
+    /// still holds the client.
     func resumeReading() {
-        guard readingPaused, state != .closed, let context else { return }
-        readingPaused = false
+        guard congestionHold else { return }
+        congestionHold = false
         pauseTimer?.cancel()
         pauseTimer = nil
+        readAgain()
+    }
+
+    /// Reads again once nothing holds reading: first what was left of the last read, then from the socket.
+    private func readAgain() {
+        guard readingPaused, !congestionHold, !rateHold, state != .closed, let context else { return }
+        readingPaused = false
         if var pending = partial {
             partial = nil
             inRead = true
             process(&pending)
             channelReadComplete(context: context)
         }
-        guard !readingPaused, state != .closed else { return }
+        guard !readingPaused, state != .closed else {
+            // Held by the publish rate again: read on into `partial` (autoRead stays off), so that what the
+            // client has written ahead is seen (`farOverRate`), up to `rateLookahead` bytes.
+            if rateHold, (partial?.readableBytes ?? 0) < Self.rateLookahead, state != .closed { context.read() }
+            return
+        }
         context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
         context.read()
     }
@@ -245,6 +280,101 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             context.eventLoop.scheduleTask(in: .seconds(Int64(delay))) { publish() }
         }
         if let client { broker.access.forget(client: client) }
+        releaseUserSlot()
+    }
+
+    private func releaseUserSlot() {
+        guard let slot = userSlot else { return }
+        userSlot = nil
+        broker.quotas.userConnections?.release(user: slot.user, clientID: slot.clientID)
+    }
+
+    // MARK: Publish rate
+
+    /// Charges one PUBLISH (`size`: topic plus payload bytes) to the client's allowance; in debt, the packets
+    /// after this one wait (`throttle`).
+    private func chargePublish(size: Int) {
+        if publishAllowance!.take(size: size, now: .now()) {
+            throttleDue = true
+            holdReading()
+        }
+    }
+
+    /// A 5.0 client that has more than this many seconds' worth of PUBLISH packets already written and waiting
+    /// (`rateLookahead` at most are looked at) is disconnected with 0x96.
+    static let farOverRate = 10
+    /// How far ahead of what it handles the broker reads from a client held by its publish rate.
+    static let rateLookahead = 64 * 1024
+
+    /// What the client's publish rate settings say, for logs.
+    private var rateLimitsText: String {
+        let limits = broker.quotas.settings
+        return [limits.maxPublishRate > 0 ? "max_publish_rate \(limits.maxPublishRate)" : nil,
+                limits.maxPublishBytesRate > 0 ? "max_publish_bytes_rate \(limits.maxPublishBytesRate)" : nil]
+            .compactMap { $0 }.joined(separator: ", ")
+    }
+
+    /// A PUBLISH left the client in debt: reading stops until the debt is paid back, so TCP slows the client
+    /// down; then the next packets are handled, each as its allowance permits.
+    private func throttle() {
+        throttleDue = false
+        guard state == .connected, publishAllowance != nil else { return }
+        // The next packet waits at least a little, so that reading again never recurses into this.
+        let wait = max(publishAllowance!.debt(now: .now()), .milliseconds(1))
+        if !throttleLogged {
+            throttleLogged = true
+            broker.quotas.count(.maxPublishRate)
+            logger.notice("Client \(clientName) publishes faster than \(rateLimitsText) per second: reading from it is slowed down.")
+        }
+        rateHold = true
+        holdReading()
+        rateTimer?.cancel()
+        rateTimer = context.eventLoop.scheduleTask(in: wait) { [weak self] in
+            guard let self, self.state == .connected else { return }
+            self.rateTimer = nil
+            self.rateHold = false
+            if self.version == .v5, self.isFarOverRate() {
+                self.logger.notice("Client \(self.clientName) disconnected: publishing far over \(self.rateLimitsText) (more than \(Self.farOverRate) seconds' worth written ahead).")
+                self.broker.quotas.countRateDisconnect()
+                self.disconnectReason = .protocolError(.messageRateTooHigh, "publishing far over \(self.rateLimitsText)")
+                self.send(.disconnect(DisconnectPacket(reasonCode: .messageRateTooHigh)))
+                self.close()
+                return
+            }
+            self.readAgain()
+        }
+    }
+
+    /// Whether the PUBLISH packets waiting in `partial` (already received, not yet handled) are more than
+    /// `farOverRate` seconds' worth of the client's rate, in packets or in bytes (whole packets).
+    private func isFarOverRate() -> Bool {
+        guard let waiting = partial else { return false }
+        let limits = broker.quotas.settings
+        let messages = limits.maxPublishRate > 0 ? limits.maxPublishRate * Self.farOverRate : Int.max
+        let bytes = limits.maxPublishBytesRate > 0 ? limits.maxPublishBytesRate * Self.farOverRate : Int.max
+        var index = waiting.readerIndex
+        var count = 0
+        var total = 0
+        while index < waiting.writerIndex, let first = waiting.getInteger(at: index, as: UInt8.self) {
+            // Fixed header: type and flags, then the remaining length (at most 4 bytes).
+            var length = 0
+            var cursor = index + 1
+            var complete = false
+            for shift in stride(from: 0, to: 28, by: 7) {
+                guard let byte = waiting.getInteger(at: cursor, as: UInt8.self) else { break }
+                length |= Int(byte & 0x7F) << shift
+                cursor += 1
+                if byte & 0x80 == 0 { complete = true; break }
+            }
+            guard complete else { break }
+            if first >> 4 == 3 {
+                count += 1
+                total += cursor - index + length
+                if count > messages || total > bytes { return true }
+            }
+            index = cursor + length
+        }
+        return false
     }
 
     /// After a reload: authenticates the client again with the credentials it connected with, and closes
@@ -375,6 +505,15 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
 
     private func handleConnect(_ connect: ConnectPacket) {
         version = connect.protocolVersion
+        if let rate = broker.quotas.connectionRate, let address = context.channel.remoteAddress?.ipAddress,
+           case .refused(let firstTime) = rate.admit(address) {
+            broker.quotas.count(.maxConnectionRate)
+            if firstTime {
+                logger.notice("Connections from \(address) are refused: more than max_connection_rate \(rate.count) CONNECTs in \(rate.window.nanoseconds / 1_000_000_000) s (logged once while it lasts).")
+            }
+            refuseConnect(.connectionRateExceeded, why: "max_connection_rate exceeded", log: false)
+            return
+        }
         let settings = broker.connect
         // use_identity_as_username / use_subject_as_username: the certificate names the user, and the CONNECT's
         // user name and password are ignored (as Mosquitto does).
@@ -494,6 +633,15 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         if version == .v5 {
             outgoingAliasLimit = min(Int(connect.properties.topicAliasMaximum ?? 0), settings.maxTopicAliasBroker)
         }
+        if let users = broker.quotas.userConnections, let username = client?.username {
+            guard users.acquire(user: username, clientID: clientID) else {
+                broker.quotas.count(.maxConnectionsPerUser)
+                if let client { broker.access.forget(client: client) }
+                refuseConnect(.quotaExceeded, why: "max_connections_per_user (\(users.maximum)) reached for user \(username)")
+                return
+            }
+            userSlot = (username, clientID)
+        }
         if var kept = connect.will {
             kept.payload = kept.payload.detached()
             will = kept
@@ -566,6 +714,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         } catch {
             fail(error)
         }
+        if throttleDue { throttle() }
     }
 
     // MARK: AUTH (MQTT 5.0 enhanced authentication)
@@ -665,8 +814,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         connectAwaitingExchange = nil
     }
 
-    private func refuseConnect(_ reason: ReasonCode, why: String) {
-        logger.notice("Client \(clientName) from \(remoteAddress ?? "?") refused: \(why).")
+    private func refuseConnect(_ reason: ReasonCode, why: String, log: Bool = true) {
+        if log { logger.notice("Client \(clientName) from \(remoteAddress ?? "?") refused: \(why).") }
         let code = version == .v5 ? reason.rawValue : ConnectReturnCode(reason).rawValue
         send(.connack(ConnAckPacket(sessionPresent: false, code: code)))
         close()
@@ -714,6 +863,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             reason = .notAuthorized
         }
         loopContext.counters.publishReceived += 1
+        if publishAllowance != nil { chargePublish(size: topic.utf8.count + publish.payload.readableBytes) }
         if reason == .success, !broker.hooks.publish.isEmpty, let client {
             let original = HookMessage(topic: topic, payload: publish.payload, qos: publish.qos,
                                        retain: publish.retain, properties: version == .v5 ? publish.properties : [])
@@ -797,12 +947,21 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             if let accepted { route(accepted) }
         case .atLeastOnce:
             if let accepted {
-                if route(accepted) == 0 && v5 { reason = .noMatchingSubscribers }
+                let routed = route(accepted)
+                if routed.delivered == 0 && v5 {
+                    // Matching subscribers that all refused it for max_queued_bytes_total: 0x97.
+                    reason = routed.overQuota > 0 ? .quotaExceeded : .noMatchingSubscribers
+                }
             }
             send(.ack(AckPacket(type: .puback, packetID: publish.packetID!, reasonCode: v5 ? reason : .success)))
         case .exactlyOnce:
             if let accepted {
-                _ = session.storeIncoming(publish.packetID!, accepted)
+                if v5 && broker.router.wouldBeRefusedForQuota(accepted) {
+                    broker.router.settings.session.total?.countRefusal()
+                    reason = .quotaExceeded
+                } else {
+                    _ = session.storeIncoming(publish.packetID!, accepted)
+                }
             }
             send(.ack(AckPacket(type: .pubrec, packetID: publish.packetID!, reasonCode: v5 ? reason : .success)))
         }
@@ -820,8 +979,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     }
 
     @discardableResult
-    private func route(_ message: Message) -> Int {
-        broker.router.publish(message, batch: inRead ? batch : nil)
+    private func route(_ message: Message) -> Router.Routed {
+        broker.router.route(message, batch: inRead ? batch : nil)
     }
 
     /// Seconds to wait before publishing the will: the 5.0 will delay interval, capped by the session expiry

@@ -39,6 +39,8 @@ final class BrokerServicesProvider: BrokerServices, @unchecked Sendable {
     private let loops: LoopContexts
     /// Set once the hooks exist (they are made after this provider).
     var hooks: Hooks?
+    /// The broker's quotas, for their counts.
+    var quotas: Quotas?
     /// Reloads so far, and how many failed.
     private let reloadCounts = NIOLockedValueBox((all: 0, failed: 0))
 
@@ -79,6 +81,7 @@ final class BrokerServicesProvider: BrokerServices, @unchecked Sendable {
             let counters = router.counters.withLockedValue { $0 }
             statistics.clientsExpired = counters.expired
             statistics.publishDropped = counters.dropped + total.publishDropped
+                + (quotas?.queuedBytes?.refusals ?? 0)
             statistics.connectionsAccepted = total.connectionsAccepted
             statistics.connectionsByListener = total.connectionsByListener
             statistics.messagesReceived = total.messagesReceived
@@ -91,6 +94,11 @@ final class BrokerServicesProvider: BrokerServices, @unchecked Sendable {
             statistics.retainedMessages = router.retained.messageCount
             (statistics.reloads, statistics.reloadsFailed) = reloadCounts.withLockedValue { ($0.all, $0.failed) }
             statistics.hookFailures = hooks?.failures ?? 0
+            if let quotas {
+                statistics.quotaEvents = quotas.eventCounts()
+                statistics.publishRateDisconnects = quotas.rateDisconnectCount
+                statistics.queuedBytes = quotas.queuedBytes?.current ?? 0
+            }
             return statistics
         }
     }

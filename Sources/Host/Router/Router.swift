@@ -168,46 +168,107 @@ final class Router: @unchecked Sendable {
     /// there is no batch. Returns the number of sessions it was queued for.
     @discardableResult
     func publish(_ message: Message, batch: DeliveryBatch?) -> Int {
+        route(message, batch: batch).delivered
+    }
+
+    /// What `route` did with a message.
+    struct Routed {
+        /// Sessions it was queued for.
+        var delivered = 0
+        /// Sessions that refused it for `max_queued_bytes_total`.
+        var overQuota = 0
+    }
+
+    /// `publish`, telling also how many sessions refused the message for `max_queued_bytes_total`.
+    func route(_ message: Message, batch: DeliveryBatch?) -> Routed {
         if message.retain && settings.retainAvailable {
             retained.set(message)
         }
         let match = index.match(message.topic)
-        if match.isEmpty { return 0 }
-        var delivered = 0
+        var routed = Routed()
+        if match.isEmpty { return routed }
         for target in match.subscribers {
-            if deliver(message, to: target, retain: false, batch: batch) { delivered += 1 }
+            count(enqueue(message, to: target, retain: false, batch: batch), in: &routed)
         }
         for group in match.groups {
-            if let (session, subscription) = group.pick(),
-               deliver(message, to: Target(session: session, subscription: subscription, shareGroup: group),
-                       retain: false, batch: batch) {
-                delivered += 1
+            if let (session, subscription) = group.pick() {
+                count(enqueue(message, to: Target(session: session, subscription: subscription, shareGroup: group),
+                              retain: false, batch: batch), in: &routed)
             }
         }
-        return delivered
+        return routed
+    }
+
+    private func count(_ outcome: Outcome, in routed: inout Routed) {
+        switch outcome {
+        case .queued: routed.delivered += 1
+        case .overQuota: routed.overQuota += 1
+        case .notQueued: break
+        }
+    }
+
+    /// Whether `message` would be refused for `max_queued_bytes_total` by every subscriber it matches now (and
+    /// matches one at least): for a QoS 2 PUBLISH, which is routed only on PUBREL, after the PUBREC that could
+    /// have told the publisher. Shared subscriptions are not tried (picking a member has effects): a topic with
+    /// one is never refused here.
+    func wouldBeRefusedForQuota(_ message: Message) -> Bool {
+        guard let total = settings.session.total, total.wouldExceed(message.size) else { return false }
+        let match = index.match(message.topic)
+        guard match.groups.isEmpty else { return false }
+        var refused = false
+        for target in match.subscribers {
+            let options = target.options
+            if options.noLocal && message.origin == target.session.clientID { continue }
+            switch target.session.wouldWait(qos: deliveredQoS(message, options)) {
+            case true?: refused = true
+            case false?: return false
+            case nil: continue
+            }
+        }
+        return refused
+    }
+
+    private func deliveredQoS(_ message: Message, _ options: SubscriptionOptions) -> QoS {
+        min(settings.upgradeOutgoingQoS ? options.qos : min(message.qos, options.qos), settings.maximumQoS)
     }
 
     /// Queues one message for one subscription. `retain` is true for retained messages sent on subscribe.
     @discardableResult
     func deliver(_ message: Message, to target: Target, retain: Bool, batch: DeliveryBatch?) -> Bool {
+        enqueue(message, to: target, retain: retain, batch: batch) == .queued
+    }
+
+    private enum Outcome {
+        case queued
+        case notQueued
+        case overQuota
+    }
+
+    private func enqueue(_ message: Message, to target: Target, retain: Bool, batch: DeliveryBatch?) -> Outcome {
         let session = target.session
         let options = target.options
-        if options.noLocal && message.origin == session.clientID { return false }
-        var qos = settings.upgradeOutgoingQoS ? options.qos : min(message.qos, options.qos)
-        qos = min(qos, settings.maximumQoS)
+        if options.noLocal && message.origin == session.clientID { return .notQueued }
+        let qos = deliveredQoS(message, options)
         let retainFlag = retain || (options.retainAsPublished && message.retain)
         let delivery = Delivery(message: message, qos: qos, retain: retainFlag,
                                 subscriptionIDs: target.identifiers, shareGroup: target.shareGroup)
         switch session.enqueue(delivery, publisher: batch?.publisher) {
         case .queued(let congested):
             if congested { batch?.congested = true }
-            return true
+            return .queued
         case .wake(let handle, let congested):
             if congested { batch?.congested = true }
             if let batch { batch.wake(handle) } else { handle.wakeSoon() }
-            return true
+            return .queued
         case .skipped:
-            return false
+            return .notQueued
+        case .overQuota(let firstTime):
+            // Counted once, atomically; the statistics add these to the messages dropped.
+            settings.session.total?.countRefusal()
+            if firstTime {
+                logger.warning("Outgoing messages for client \(session.clientID) are being dropped: max_queued_bytes_total (\(settings.session.total?.limit ?? 0) bytes) reached.")
+            }
+            return .overQuota
         case .dropped(let reason, let congested):
             if congested { batch?.congested = true }
             counters.withLockedValue { $0.dropped += 1 }
@@ -215,7 +276,7 @@ final class Router: @unchecked Sendable {
             if count == 1 || count % 1000 == 0 {
                 logger.warning("Outgoing messages are being dropped for client \(session.clientID): \(reason) (\(count) dropped so far).")
             }
-            return false
+            return .notQueued
         }
     }
 }

@@ -37,6 +37,8 @@ final class Session: @unchecked Sendable {
     /// Largest packet the client accepts (5.0); 0 = no limit.
     private var clientMaximumPacketSize = 0
     private(set) var dropped = 0
+    /// Whether a refusal for `max_queued_bytes_total` was logged for this session.
+    private var quotaLogged = false
 
     let limits: SessionLimits
 
@@ -44,6 +46,11 @@ final class Session: @unchecked Sendable {
         self.clientID = clientID
         self.protocolVersion = protocolVersion
         self.limits = limits
+    }
+
+    deinit {
+        // What still waits here leaves the broker-wide account with the session.
+        limits.total?.remove(queuedBytes)
     }
 
     struct Inflight {
@@ -118,6 +125,9 @@ final class Session: @unchecked Sendable {
         /// Not queued, by rule rather than for a limit: QoS 0 for an offline client without
         /// `queue_qos0_messages`.
         case skipped
+        /// Not queued: it would have to wait and `max_queued_bytes_total` is reached. `firstTime`: the first
+        /// such refusal for this session (log it).
+        case overQuota(firstTime: Bool)
     }
 
     /// Queues a delivery for this session (any thread).
@@ -134,6 +144,7 @@ final class Session: @unchecked Sendable {
                     return .skipped
                 }
                 if !online || outputBlocked {
+                    if let refusal = overQuota(delivery) { return refusal }
                     if let reason = overLimit(waiting: queuedQoS0 + (online ? 0 : queuedQoS12), bytes: queuedBytes) {
                         dropped += 1
                         return .dropped(reason: reason, congested: pause(publisher))
@@ -141,6 +152,7 @@ final class Session: @unchecked Sendable {
                 }
             } else {
                 let room = online ? max(0, window - inflight.count) : 0
+                if queuedQoS12 >= room, let refusal = overQuota(delivery) { return refusal }
                 if queuedQoS12 >= room,
                    let reason = overLimit(waiting: queuedQoS12 - room + (online ? 0 : queuedQoS0), bytes: queuedBytes) {
                     dropped += 1
@@ -149,6 +161,7 @@ final class Session: @unchecked Sendable {
             }
             queue.append(delivery)
             queuedBytes += delivery.message.size
+            limits.total?.add(delivery.message.size)
             if delivery.qos == .atMostOnce { queuedQoS0 += 1 } else { queuedQoS12 += 1 }
             var congested = false
             // Also slow publishers down when the queue is long though not yet counted (a QoS 0 burst waiting
@@ -201,6 +214,28 @@ final class Session: @unchecked Sendable {
         return handles
     }
 
+    /// The refusal for a delivery that would wait while `max_queued_bytes_total` is reached, if so.
+    private func overQuota(_ delivery: Delivery) -> EnqueueResult? {
+        guard let total = limits.total, total.wouldExceed(delivery.message.size) else { return nil }
+        dropped += 1
+        defer { quotaLogged = true }
+        return .overQuota(firstTime: !quotaLogged)
+    }
+
+    /// Whether a message of `qos` for this session would wait in its queue rather than go out at once; nil
+    /// when it would not be queued at all (QoS 0 for an offline client without `queue_qos0_messages`).
+    func wouldWait(qos: QoS) -> Bool? {
+        lock.withLock {
+            let online = connection != nil
+            if qos == .atMostOnce {
+                if !online && !limits.queueQoS0Offline { return nil }
+                return !online || outputBlocked
+            }
+            let room = online ? max(0, window - inflight.count) : 0
+            return queuedQoS12 >= room
+        }
+    }
+
     private func overLimit(waiting: Int, bytes: Int) -> String? {
         if limits.maxQueuedMessages > 0 && waiting >= limits.maxQueuedMessages { return "max_queued_messages reached" }
         if limits.maxQueuedBytes > 0 && bytes >= limits.maxQueuedBytes { return "max_queued_bytes reached" }
@@ -234,6 +269,8 @@ final class Session: @unchecked Sendable {
             wakePending = false
             let window = self.window
             var taken = 0
+            let queuedBefore = queuedBytes
+            defer { limits.total?.remove(queuedBefore - queuedBytes) }
             while taken < limit, let next = queue.first {
                 if next.qos != .atMostOnce && inflight.count >= window { break }
                 queue.removeFirst()
@@ -325,6 +362,8 @@ final class Session: @unchecked Sendable {
                 inflight[id] = nil
             }
             inflightOrder.removeAll { inflight[$0] == nil }
+            let queuedBefore = queuedBytes
+            defer { limits.total?.remove(queuedBefore - queuedBytes) }
             var kept = CircularBuffer<Delivery>(initialCapacity: queue.count)
             for delivery in queue {
                 if delivery.shareGroup != nil {
@@ -347,6 +386,8 @@ struct SessionLimits: Sendable {
     var maxQueuedMessages = 1000
     var maxQueuedBytes = 0
     var queueQoS0Offline = false
+    /// `max_queued_bytes_total`: the broker-wide account every session's queue draws on; nil = no limit.
+    var total: QueuedBytesTotal?
 }
 
 /// One subscription of one session.

@@ -40,6 +40,8 @@ public final class Broker: @unchecked Sendable {
     let logger: Logger
     let group: MultiThreadedEventLoopGroup
     let router: Router
+    /// `max_connections_total`, `max_connections_per_user` and the other quotas (README, Quotas).
+    let quotas: Quotas
     private let ownsGroup: Bool
     private var transports: [(any TransportPlugin, ListenerConfig)] = []
     private var contexts: [BrokerContext] = []
@@ -69,7 +71,9 @@ public final class Broker: @unchecked Sendable {
         self.logger = logger
         self.ownsGroup = group == nil
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: Self.eventLoopCount())
+        quotas = Quotas(QuotaSettings(config))
         var settings = RouterSettings()
+        settings.session.total = quotas.queuedBytes
         settings.session.maxInflightMessages = config.maxInflightMessages
         settings.session.maxQueuedMessages = config.maxQueuedMessages
         settings.session.maxQueuedBytes = config.maxQueuedBytes
@@ -82,6 +86,7 @@ public final class Broker: @unchecked Sendable {
         let loops = LoopContexts(group: self.group)
         services = BrokerServicesProvider(version: "midge version \(MidgeCommand.version)", group: self.group,
                                           router: router, loops: loops)
+        services.quotas = quotas
         var hookEntries = try Self.implicitHooks(config: config, registry: registry)
         var listenerSettings: [(AccessControl, ConnectSettings)] = []
 
@@ -158,11 +163,11 @@ public final class Broker: @unchecked Sendable {
         }
         contexts = listenerSettings.map { access, connect in
             BrokerContext(router: router, access: access, connect: connect, logger: logger, loops: loops,
-                          hooks: hooks)
+                          hooks: hooks, quotas: quotas)
         }
         let watched = reloadables.flatMap(\.watchedFiles)
         if config.watchIntervalMilliseconds > 0 && !watched.isEmpty {
-            fileWatcher = FileWatcher(paths: watched, interval: .milliseconds(config.watchIntervalMilliseconds))
+            fileWatcher = FileWatcher(paths: watched, interval: .milliseconds(Int64(config.watchIntervalMilliseconds)))
         }
     }
 
@@ -362,10 +367,11 @@ public final class Broker: @unchecked Sendable {
     /// one changed.
     private func startWatchingFiles() {
         guard let watcher = fileWatcher else { return }
-        watcher.start { [weak self] changed in
-            guard let self else { return }
+        let loop = group.next()
+        watcher.start(on: loop) { [weak self] changed in
+            guard let self else { return loop.makeSucceededVoidFuture() }
             self.logger.notice("Changed: \(changed.joined(separator: ", ")); reloading.")
-            await self.reload(reason: "files changed")
+            return loop.makeFutureWithTask { await self.reload(reason: "files changed") }.map { _ in }
         }
         logger.notice("Watching \(watcher.paths.count) file(s) for changes every \(Double(config.watchIntervalMilliseconds) / 1000) s: \(watcher.paths.joined(separator: ", ")).")
     }
@@ -413,8 +419,9 @@ public final class Broker: @unchecked Sendable {
         }
         boundPorts = ports
         await warnAboutDefaultCredentials()
-        sweepTask = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [router] _ in
+        sweepTask = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [router, quotas] _ in
             router.sweepExpiredSessions()
+            quotas.sweep()
         }
         for entry in hooks.tick {
             let loop = group.next()
@@ -486,8 +493,8 @@ public final class Broker: @unchecked Sendable {
         return port
     }
 
-    /// Puts MQTT on each accepted channel, or closes it at once when the listener's `max_connections` is
-    /// reached (as Mosquitto does: no CONNACK). With `webSocketFrameLimit` (a `protocol websockets` listener),
+    /// Puts MQTT on each accepted channel, or closes it at once when the listener's `max_connections` or the
+    /// broker's `max_connections_total` is reached (as Mosquitto does for `max_connections`: no CONNACK). With `webSocketFrameLimit` (a `protocol websockets` listener),
     /// MQTT goes on after the WebSocket upgrade; the `max_connections` check still comes first, at accept.
     private static func initializer(context: BrokerContext, limit: ConnectionLimit?, webSocketFrameLimit: Int?,
                                     logger: Logger) -> ConnectionInitializer {
@@ -502,10 +509,19 @@ public final class Broker: @unchecked Sendable {
         return { [mqtt] channel, facts in
             if let limit {
                 guard limit.acquire() else {
+                    context.quotas.count(.maxConnections)
                     logger.notice("Client connection from \(channel.remoteAddress?.description ?? "?") denied: max_connections (\(limit.maximum)) reached on \(facts.listener).")
                     return channel.close()
                 }
                 channel.closeFuture.whenComplete { _ in limit.release() }
+            }
+            if let total = context.quotas.connectionsTotal {
+                guard total.acquire() else {
+                    context.quotas.count(.maxConnectionsTotal)
+                    logger.notice("Client connection from \(channel.remoteAddress?.description ?? "?") denied: max_connections_total (\(total.maximum)) reached.")
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { _ in total.release() }
             }
             return mqtt(channel, facts)
         }

@@ -1,5 +1,6 @@
 import Foundation
 import NIOConcurrencyHelpers
+import NIOCore
 
 /// Polls a set of files and reports when they changed: edited in place, replaced by a new file (a rename, as
 /// editors and `midge passwd` write), removed or created, or re-pointed by a symlink swap (Kubernetes mounts a
@@ -22,19 +23,30 @@ final class FileWatcher: Sendable {
     typealias Snapshot = [String: Fingerprint?]
 
     let paths: [String]
-    let interval: Duration
-    /// The fingerprints changes are measured against: taken at creation, so a change between loading the
-    /// files and `start()` is not missed.
-    private let baseline: Snapshot
-    private let task = NIOLockedValueBox<Task<Void, Never>?>(nil)
+    let interval: TimeAmount
+    /// How many times the files were checked (for tests).
+    let polls = NIOLockedValueBox(0)
+    private let task = NIOLockedValueBox<RepeatedTask?>(nil)
+    /// The polling state; touched only on the event loop `start` was given.
+    private let state: NIOLockedValueBox<PollState>
 
-    init(paths: [String], interval: Duration) {
+    private struct PollState {
+        /// The fingerprints changes are measured against: at first those of when the watcher was made (when
+        /// the plugins had just loaded the files), so a change before `start()` is not missed.
+        var settled: Snapshot
+        /// Changed fingerprints waiting one more interval to show they stay.
+        var pending: Snapshot?
+        /// Whether the answer to the latest change is still running (polls skip meanwhile).
+        var busy = false
+    }
+
+    init(paths: [String], interval: TimeAmount) {
         var seen = Set<String>()
         self.paths = paths.filter { seen.insert($0).inserted }
         self.interval = interval
         var now: Snapshot = [:]
         for path in self.paths { now[path] = Self.fingerprint(path) }
-        baseline = now
+        state = NIOLockedValueBox(PollState(settled: now))
     }
 
     /// The fingerprint of every watched file now.
@@ -52,29 +64,34 @@ final class FileWatcher: Sendable {
                            changed: [info.st_ctim.tv_sec, info.st_ctim.tv_nsec])
     }
 
-    /// Starts polling; `changed` gets the paths that changed (and stayed the same for one more interval)
-    /// and is awaited before polling goes on.
-    func start(changed: @escaping @Sendable ([String]) async -> Void) {
+    /// Polls on `loop` (a few `stat` calls each interval: on its own timer, independent of Swift's
+    /// cooperative threads). `changed` gets the paths that changed and stayed the same for one more interval;
+    /// polling pauses until the future it returns completes.
+    func start(on loop: any EventLoop, changed: @escaping @Sendable ([String]) -> EventLoopFuture<Void>) {
         guard !paths.isEmpty else { return }
-        let interval = self.interval
-        let started = Task { [self] in
-            var settled = baseline
-            var pending: Snapshot?
-            while !Task.isCancelled {
-                try? await Task.sleep(for: interval)
-                if Task.isCancelled { return }
-                let now = snapshot()
-                if let candidate = pending, candidate == now {
-                    let paths = self.paths.filter { settled[$0] != now[$0] }
-                    settled = now
-                    pending = nil
-                    await changed(paths)
-                } else {
-                    pending = now == settled ? nil : now
-                }
-            }
+        let repeated = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
+            poll(changed: changed)
         }
-        task.withLockedValue { $0 = started }
+        task.withLockedValue { $0 = repeated }
+    }
+
+    private func poll(changed: @escaping @Sendable ([String]) -> EventLoopFuture<Void>) {
+        guard !state.withLockedValue({ $0.busy }) else { return }
+        let now = snapshot()
+        polls.withLockedValue { $0 += 1 }
+        let report: [String]? = state.withLockedValue { state in
+            if let candidate = state.pending, candidate == now {
+                let report = paths.filter { state.settled[$0] != now[$0] }
+                state.settled = now
+                state.pending = nil
+                state.busy = true
+                return report
+            }
+            state.pending = now == state.settled ? nil : now
+            return nil
+        }
+        guard let report else { return }
+        changed(report).whenComplete { [state] _ in state.withLockedValue { $0.busy = false } }
     }
 
     func stop() {

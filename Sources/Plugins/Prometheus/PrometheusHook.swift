@@ -77,6 +77,7 @@ struct BrokerMetrics {
     private var counters: [String: (CoreMetrics.Counter, Int)] = [:]
     private var gauges: [String: CoreMetrics.Gauge] = [:]
     private var listenerGauges: [String: CoreMetrics.Gauge] = [:]
+    private var quotaCounters: [String: (CoreMetrics.Counter, Int)] = [:]
 
     mutating func update(_ s: BrokerStatistics) {
         gauge("midge_uptime_seconds", s.uptime)
@@ -97,6 +98,15 @@ struct BrokerMetrics {
         counter("midge_reloads_total", s.reloads)
         counter("midge_reloads_failed_total", s.reloadsFailed)
         counter("midge_hook_failures_total", s.hookFailures)
+        counter("midge_publish_rate_disconnects_total", s.publishRateDisconnects)
+        gauge("midge_queued_bytes", s.queuedBytes)
+        for (quota, events) in s.quotaEvents {
+            let (counter, last) = quotaCounters[quota] ?? (CoreMetrics.Counter(
+                label: "midge_quota_exceeded_total", dimensions: [("quota", quota)],
+                factory: PrometheusHook.factory), 0)
+            if events > last { counter.increment(by: Int64(events - last)) }
+            quotaCounters[quota] = (counter, max(events, last))
+        }
         for (listener, connections) in s.connectionsByListener {
             let gauge = listenerGauges[listener] ?? CoreMetrics.Gauge(
                 label: "midge_listener_connections", dimensions: [("listener", listener)],

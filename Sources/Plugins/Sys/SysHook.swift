@@ -77,6 +77,10 @@ public final class SysHook: HookPlugin, @unchecked Sendable {
         publish("$SYS/broker/bytes/sent", statistics.bytesSent)
         publish("$SYS/broker/subscriptions/count", statistics.subscriptions)
         publish("$SYS/broker/retained messages/count", statistics.retainedMessages)
+        // Midge only, and only for the quotas configured (README, Quotas).
+        for (quota, events) in statistics.quotaEvents {
+            publish("$SYS/broker/quotas/\(quota)", events)
+        }
         if let last, now.timeIntervalSince(last.time) > 0 {
             let elapsed = now.timeIntervalSince(last.time)
             let perMinute = 60 / elapsed

@@ -45,9 +45,9 @@ def broker_bin(kind: str) -> str:
 def on_free_ports(conf_text: str, plain: int | None = None, tls: int | None = None,
                   admin: int | None = None) -> str:
     """The shipped plugins.conf (or the manifest's) with `listener 1883`, `listener 8883` and `admin_listener
-    9090` moved to the given (or free) ports on loopback; nothing else changed."""
+    9883` moved to the given (or free) ports on loopback; nothing else changed."""
     replacements = [(r"^listener 1883$", "listener", plain), (r"^listener 8883$", "listener", tls),
-                    (r"^admin_listener 9090$", "admin_listener", admin)]
+                    (r"^admin_listener 9883$", "admin_listener", admin)]
     for pattern, directive, port in replacements:
         conf_text, n = re.subn(pattern, f"{directive} {port or free_port()} 127.0.0.1", conf_text, flags=re.M)
         assert n == 1, (pattern, conf_text)

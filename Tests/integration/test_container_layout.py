@@ -95,7 +95,7 @@ def test_containerfile_is_multi_stage_non_root_and_exposes_both_ports():
     run = instructions(runtime)
     user = [i.split()[1] for i in run if i.startswith("USER ")]
     assert len(user) == 1 and user[0].split(":")[0].isdigit() and int(user[0].split(":")[0]) != 0, user
-    assert any(i.split()[1:] == ["1883", "8883", "9090"] for i in run if i.startswith("EXPOSE "))
+    assert any(i.split()[1:] == ["1883", "8883", "9883"] for i in run if i.startswith("EXPOSE "))
     # The entrypoint is the binary itself: no start script, so nothing chowns or chmods at start.
     assert 'ENTRYPOINT ["/usr/local/bin/midge"]' in run
     env = " ".join(i for i in run if i.startswith("ENV "))
@@ -319,11 +319,11 @@ def test_deployment_is_non_root_read_only_and_drops_every_capability():
     assert cs["readOnlyRootFilesystem"] is True
     assert cs["allowPrivilegeEscalation"] is False
     assert cs["capabilities"]["drop"] == ["ALL"] and not cs["capabilities"].get("add")
-    assert {p["containerPort"]: p["name"] for p in c["ports"]} == {1883: "mqtt", 8883: "mqtts", 9090: "admin"}
+    assert {p["containerPort"]: p["name"] for p in c["ports"]} == {1883: "mqtt", 8883: "mqtts", 9883: "admin"}
     # HTTP probes on the admin listener that plugins.conf in the ConfigMap opens.
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
-    assert re.search(r"^admin_listener 9090$", one("ConfigMap")["data"]["plugins.conf"], flags=re.M)
+    assert re.search(r"^admin_listener 9883$", one("ConfigMap")["data"]["plugins.conf"], flags=re.M)
     env = env_of(c)
     assert env["MIDGE_CONFIG_DIR"] == "/etc/midge"
     mounts = {m["mountPath"]: m for m in c["volumeMounts"]}

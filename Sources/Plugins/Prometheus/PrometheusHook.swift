@@ -16,7 +16,7 @@ import Prometheus
 /// page.
 ///
 /// ```
-/// admin_listener 9090
+/// admin_listener 9883
 /// plugin prometheus
 /// ```
 ///

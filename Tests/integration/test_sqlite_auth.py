@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import mqttwire as w
-from clients import WAIT, raw, unique
+from clients import WAIT, raw, unique, wait_for_log
 from conftest import BROKER_KIND, free_port, midge_bin
 
 pytestmark = pytest.mark.skipif(BROKER_KIND == "mosquitto", reason="mosquitto has no sqlite plugin")
@@ -260,6 +260,18 @@ def test_sighup_reloads_the_database(broker, tmp_path):
     finally:
         bob.close()
         alice.close()
+
+
+def test_midge_users_takes_effect_without_sighup(broker, tmp_path):
+    """The database file is watched: a change made with `midge users` reloads it by itself."""
+    db = tmp_path / "auth.db"
+    make_database(db)
+    b = start(broker, db, extra="watch_interval 0.2\n")
+    assert connack(b, "dave", "dave-pw") in BAD_PASSWORD[w.V311]
+    offset = len(b.log())
+    midge_users(db, "add", "dave", "dave-pw")
+    wait_for_log(b, "Reloaded (files changed)", offset)
+    assert connack(b, "dave", "dave-pw") == 0
 
 
 @pytest.mark.parametrize("version", [w.V311, w.V5], ids=["3.1.1", "5"])

@@ -188,10 +188,15 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         readAgain()
     }
 
-    /// Reads again once nothing holds reading: first what was left of the last read, then from the socket.
+    /// Reads again once nothing holds reading: first the packets queued while the client was authenticated
+    /// or a hook answered, then what was left of the last read, then from the socket.
     private func readAgain() {
         guard readingPaused, !congestionHold, !rateHold, state != .closed, let context else { return }
         readingPaused = false
+        if !pending.isEmpty && state == .connected && !awaitingHook {
+            handlePending()
+            guard !readingPaused, state != .closed else { return }
+        }
         if var pending = partial {
             partial = nil
             inRead = true
@@ -333,6 +338,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             guard let self, self.state == .connected else { return }
             self.rateTimer = nil
             self.rateHold = false
+            // The keep-alive window starts again where the broker starts reading again.
+            self.lastRead = .now()
             if self.version == .v5, self.isFarOverRate() {
                 self.logger.notice("Client \(self.clientName) disconnected: publishing far over \(self.rateLimitsText) (more than \(Self.farOverRate) seconds' worth written ahead).")
                 self.broker.quotas.countRateDisconnect()
@@ -394,7 +401,17 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
             }
             .whenComplete { result in
                 guard self.state == .connected else { return }
-                if case .success(.allow) = result { return }
+                switch result {
+                case .success(.allow):
+                    return
+                case .success(.deny(.serverUnavailable?)), .failure:
+                    // The check itself failed (a database that did not answer in time): that says nothing
+                    // about the credentials, so the client stays.
+                    self.logger.warning("Client \(client.clientID) could not be checked again after a reload; it stays connected.")
+                    return
+                default:
+                    break
+                }
                 self.logger.notice("Client \(client.clientID) disconnected: its credentials are no longer accepted after a reload.")
                 self.disconnectReason = .notAuthorized
                 if self.version == .v5 {
@@ -708,7 +725,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
     /// them has to wait for a publish hook again.
     private func handlePending() {
         do {
-            while state == .connected && !awaitingHook && !pending.isEmpty {
+            // Held reading (a congested subscriber, the publish rate) holds these too; `readAgain` goes on.
+            while state == .connected && !awaitingHook && !readingPaused && !pending.isEmpty {
                 try handleConnected(pending.removeFirst())
             }
         } catch {
@@ -1239,9 +1257,10 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
 
     // MARK: Keep alive
 
-    /// Whether the client has been silent longer than its keep-alive window allows.
+    /// Whether the client has been silent longer than its keep-alive window allows. Time spent held back by
+    /// its publish rate does not count: the broker is not reading then.
     func keepAliveExpired(now: NIODeadline) -> Bool {
-        guard let keepAliveWindow, state != .closed else { return false }
+        guard let keepAliveWindow, state != .closed, !rateHold else { return false }
         return now - lastRead >= keepAliveWindow
     }
 

@@ -53,6 +53,9 @@ public final class Broker: @unchecked Sendable {
     public private(set) var adminPort: Int?
     private var sweepTask: RepeatedTask?
     private var fileWatcher: FileWatcher?
+    /// The fingerprints of each reloadable's files when it last loaded them (at start, or its latest
+    /// committed reload), by plugin.
+    private let loadedFiles = NIOLockedValueBox<[ObjectIdentifier: FileWatcher.Snapshot]>([:])
     /// The latest reload; the next one waits for it.
     private let reloadQueue = NIOLockedValueBox<Task<Bool, Never>?>(nil)
     private var tickTasks: [RepeatedTask] = []
@@ -164,6 +167,11 @@ public final class Broker: @unchecked Sendable {
         contexts = listenerSettings.map { access, connect in
             BrokerContext(router: router, access: access, connect: connect, logger: logger, loops: loops,
                           hooks: hooks, quotas: quotas)
+        }
+        loadedFiles.withLockedValue { loaded in
+            for reloadable in reloadables {
+                loaded[ObjectIdentifier(reloadable)] = FileWatcher.snapshot(of: reloadable.watchedFiles)
+            }
         }
         let watched = reloadables.flatMap(\.watchedFiles)
         if config.watchIntervalMilliseconds > 0 && !watched.isEmpty {
@@ -316,24 +324,34 @@ public final class Broker: @unchecked Sendable {
     /// state first; only when all succeeded are they all put in force, at once. Any failure keeps the last
     /// good state everywhere, is logged with file and reason, and counts as a failed reload. After a
     /// successful reload connected clients are checked again and those no longer accepted are disconnected.
-    /// Reloads run one at a time, in the order asked. Returns whether the new state is in force.
+    /// Reloads run one at a time, in the order asked. `onlyChanged` (the file watcher) reloads only the
+    /// plugins whose files differ from what they loaded last, so a plugin that cannot read an unchanged file
+    /// (a key readable only before `user` dropped privileges, say) does not block the others' changes;
+    /// SIGHUP reloads everything. Returns whether the new state is in force.
     @discardableResult
-    public func reload(reason: String = "SIGHUP") async -> Bool {
+    public func reload(reason: String = "SIGHUP", onlyChanged: Bool = false) async -> Bool {
         let next = reloadQueue.withLockedValue { latest in
             let previous = latest
             latest = Task { [self] () async -> Bool in
                 _ = await previous?.value
-                return await reloadNow(reason: reason)
+                return await reloadNow(reason: reason, onlyChanged: onlyChanged)
             }
             return latest!
         }
         return await next.value
     }
 
-    private func reloadNow(reason: String) async -> Bool {
+    private func reloadNow(reason: String, onlyChanged: Bool) async -> Bool {
+        var chosen: [(plugin: any ReloadablePlugin, files: FileWatcher.Snapshot)] = []
+        for reloadable in reloadables {
+            let files = FileWatcher.snapshot(of: reloadable.watchedFiles)
+            if onlyChanged && !files.isEmpty
+                && loadedFiles.withLockedValue({ $0[ObjectIdentifier(reloadable)] }) == files { continue }
+            chosen.append((reloadable, files))
+        }
         var prepared: [PreparedReload] = []
         var failures = 0
-        for reloadable in reloadables {
+        for (reloadable, _) in chosen {
             do {
                 prepared.append(try await reloadable.prepareReload())
             } catch {
@@ -343,12 +361,16 @@ public final class Broker: @unchecked Sendable {
         }
         if failures == 0 {
             for step in prepared { await step.commit() }
+            loadedFiles.withLockedValue { loaded in
+                for (reloadable, files) in chosen { loaded[ObjectIdentifier(reloadable)] = files }
+            }
             logger.notice("Reloaded (\(reason)).")
         } else {
             logger.error("Reload (\(reason)) failed with \(failures) error(s), see above: nothing was changed, the last good state stays in force.")
         }
         services.countReload(failed: failures > 0)
-        if failures == 0 {
+        // Clients are checked again when their credentials or rules may have changed (not for certificates).
+        if failures == 0 && chosen.contains(where: { !($0.plugin is any TransportPlugin) }) {
             for handle in router.connectedHandles() { handle.revalidate() }
         }
         if !hooks.reload.isEmpty {
@@ -371,7 +393,7 @@ public final class Broker: @unchecked Sendable {
         watcher.start(on: loop) { [weak self] changed in
             guard let self else { return loop.makeSucceededVoidFuture() }
             self.logger.notice("Changed: \(changed.joined(separator: ", ")); reloading.")
-            return loop.makeFutureWithTask { await self.reload(reason: "files changed") }.map { _ in }
+            return loop.makeFutureWithTask { await self.reload(reason: "files changed", onlyChanged: true) }.map { _ in }
         }
         logger.notice("Watching \(watcher.paths.count) file(s) for changes every \(Double(config.watchIntervalMilliseconds) / 1000) s: \(watcher.paths.joined(separator: ", ")).")
     }
@@ -530,6 +552,8 @@ public final class Broker: @unchecked Sendable {
     /// Stops listening, closes clients, stops plugins.
     public func shutdown() async {
         fileWatcher?.stop()
+        // A reload under way finishes before the plugins stop.
+        _ = await reloadQueue.withLockedValue { $0 }?.value
         await adminServer?.close()
         if !hooks.shutdown.isEmpty {
             let loop = group.next()

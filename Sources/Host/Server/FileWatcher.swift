@@ -44,15 +44,18 @@ final class FileWatcher: Sendable {
         var seen = Set<String>()
         self.paths = paths.filter { seen.insert($0).inserted }
         self.interval = interval
-        var now: Snapshot = [:]
-        for path in self.paths { now[path] = Self.fingerprint(path) }
-        state = NIOLockedValueBox(PollState(settled: now))
+        state = NIOLockedValueBox(PollState(settled: Self.snapshot(of: self.paths)))
     }
 
     /// The fingerprint of every watched file now.
     func snapshot() -> Snapshot {
+        Self.snapshot(of: paths)
+    }
+
+    /// The fingerprint of each of `paths` now.
+    static func snapshot(of paths: [String]) -> Snapshot {
         var result: Snapshot = [:]
-        for path in paths { result[path] = Self.fingerprint(path) }
+        for path in paths { result[path] = fingerprint(path) }
         return result
     }
 

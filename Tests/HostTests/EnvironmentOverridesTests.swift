@@ -81,3 +81,18 @@ struct EnvironmentOverridesTests {
         }
     }
 }
+
+@Suite("check-config never prints secrets")
+struct CheckConfigSecretsTests {
+    @Test(arguments: [
+        ("password_file", "/etc/midge/passwd", "(set)"),
+        ("api_token", "abc", "(set)"),
+        ("client_credentials", "x", "(set)"),
+        ("url", "https://user:hunter2@example.com/path@x", "https://(set)@example.com/path@x"),
+        ("url", "https://example.com/a@b", "https://example.com/a@b"),
+        ("database", "users.db", "users.db"),
+    ])
+    func optionValues(key: String, value: String, shown: String) {
+        #expect(ConfigCheck.shown(key: key, value: value) == shown)
+    }
+}

@@ -10,7 +10,8 @@ import time
 import pytest
 
 import mqttwire as w
-from clients import WAIT, Canary, PahoClient, raw, raw_connected, raw_publish, raw_subscribe, recv_publish, unique
+from clients import (WAIT, Canary, PahoClient, raw, raw_connected, raw_publish, raw_subscribe, recv_publish, unique,
+                     wait_for_log)
 from conftest import BROKER_KIND, free_port, midge_bin
 from test_prometheus import scrape
 from test_admin_http import admin_port
@@ -305,7 +306,8 @@ def test_max_queued_bytes_total(broker):
     assert old.expect(w.PUBACK).raw == b"\x40\x02\x00\x01"
 
     # Everyone else keeps working: an online subscriber gets messages at once, even on the same topic.
-    live = raw_connected(b, unique("live"))
+    live_id = unique("live")
+    live = raw_connected(b, live_id)
     raw_subscribe(live, hog, 1)
     pub.send(w.publish(hog, payload, qos=1, pid=8, version=w.V5))
     assert pub.expect(w.PUBACK).raw == b"\x40\x02\x00\x08"  # queued for someone: success
@@ -327,6 +329,19 @@ def test_max_queued_bytes_total(broker):
         got.append(f["payload"])
         back.send(w.ack(w.PUBACK, f["pid"]))
     assert got == [payload] * 4
+    assert scrape(admin_port(b))["midge_queued_bytes"] == 0
+    # And the quota admits new queued messages again: with the online subscriber gone and the offline client
+    # gone once more, a message queued only for it is accepted (0x00, not 0x97) and counted.
+    offset = len(b.log())
+    live.close()
+    back.close()
+    wait_for_log(b, f"Client {live_id} closed its connection.", offset)
+    wait_for_log(b, f"Client {cid} closed its connection.", offset)
+    check = raw_connected(b, unique("check"), version=w.V5)
+    check.send(w.publish(hog, payload, qos=1, pid=1, version=w.V5))
+    ack = check.expect(w.PUBACK)
+    assert (ack.body[2] if len(ack.body) > 2 else 0) == 0
+    assert scrape(admin_port(b))["midge_queued_bytes"] == 205
     assert b.log().count(f"Outgoing messages for client {cid} are being dropped: max_queued_bytes_total") == 1
-    for c in (pub, old, live, back):
+    for c in (pub, old, check):
         c.close()

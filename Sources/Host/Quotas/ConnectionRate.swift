@@ -6,7 +6,8 @@ import NIOCore
 /// One token bucket per address, holding at most N and refilled at N per SECONDS; a CONNECT takes a token,
 /// a refused one takes none (so a client that backs off gets in again). An address whose bucket is full again
 /// (idle for a whole window) is forgotten by `sweep`; the table holds at most `maximumAddresses`: beyond that,
-/// after a sweep, new addresses are let through untracked rather than refused.
+/// new addresses are let through untracked rather than refused (a full table is swept again at most every
+/// `fullSweepInterval`).
 final class ConnectionRate: Sendable {
     let count: Int
     let window: TimeAmount
@@ -19,7 +20,15 @@ final class ConnectionRate: Sendable {
         var logged = false
     }
 
-    private let table = NIOLockedValueBox([String: Bucket]())
+    private struct Table {
+        var buckets: [String: Bucket] = [:]
+        /// When a full table was last swept from `admit` (at most every `fullSweepInterval`, so a flood of new
+        /// addresses cannot make every CONNECT walk the whole table).
+        var lastFullSweep: NIODeadline = .distantPast
+    }
+
+    private let table = NIOLockedValueBox(Table())
+    static let fullSweepInterval = TimeAmount.milliseconds(500)
 
     init(count: Int, window: TimeAmount) {
         self.count = count
@@ -37,35 +46,37 @@ final class ConnectionRate: Sendable {
     func admit(_ address: String, now: NIODeadline = .now()) -> Verdict {
         table.withLockedValue { table in
             var bucket: Bucket
-            if let known = table[address] {
+            if let known = table.buckets[address] {
                 bucket = known
                 refill(&bucket, now: now)
             } else {
-                if table.count >= Self.maximumAddresses {
-                    sweep(&table, now: now)
-                    if table.count >= Self.maximumAddresses { return .allowed }
+                if table.buckets.count >= Self.maximumAddresses {
+                    guard now - table.lastFullSweep >= Self.fullSweepInterval else { return .allowed }
+                    table.lastFullSweep = now
+                    sweep(&table.buckets, now: now)
+                    if table.buckets.count >= Self.maximumAddresses { return .allowed }
                 }
                 bucket = Bucket(tokens: Double(count), updated: now)
             }
             guard bucket.tokens >= 1 else {
                 let first = !bucket.logged
                 bucket.logged = true
-                table[address] = bucket
+                table.buckets[address] = bucket
                 return .refused(firstTime: first)
             }
             bucket.tokens -= 1
-            table[address] = bucket
+            table.buckets[address] = bucket
             return .allowed
         }
     }
 
     /// Forgets the addresses whose bucket is full again.
     func sweep(now: NIODeadline = .now()) {
-        table.withLockedValue { sweep(&$0, now: now) }
+        table.withLockedValue { sweep(&$0.buckets, now: now) }
     }
 
     /// Addresses tracked now.
-    var addressCount: Int { table.withLockedValue { $0.count } }
+    var addressCount: Int { table.withLockedValue { $0.buckets.count } }
 
     private func sweep(_ table: inout [String: Bucket], now: NIODeadline) {
         table = table.filter { _, bucket in

@@ -227,7 +227,7 @@ private struct PluginWalk {
             }
             lines.append("  \(number + 1). \(Self.describe(pluginConfig)): \(what)")
             if pluginConfig.line > 0 {
-                lines += pluginConfig.options.map { "       plugin_opt_\($0.key) \(Self.shown(key: $0.key, value: $0.value))" }
+                lines += pluginConfig.options.map { "       plugin_opt_\($0.key) \(ConfigCheck.shown(key: $0.key, value: $0.value))" }
                 if !pluginConfig.denySpecialChars { lines.append("       auth_plugin_deny_special_chars false") }
             }
         }
@@ -273,12 +273,6 @@ private struct PluginWalk {
         }
         if kinds.isEmpty && plugin is any HookPlugin { kinds.append("hook (no events)") }
         return kinds.isEmpty ? "?" : kinds.joined(separator: ", ")
-    }
-
-    /// A plugin option's value as the report shows it: `(set)` for keys that name a secret.
-    static func shown(key: String, value: String) -> String {
-        let lower = key.lowercased()
-        return ["password", "secret", "key"].contains(where: lower.contains) ? "(set)" : value
     }
 
     // MARK: Limits
@@ -410,5 +404,19 @@ enum CertificatePlan: Equatable {
 private enum ConfigCheckPaths {
     static func join(_ directory: String, _ name: String) -> String {
         directory.hasSuffix("/") ? directory + name : directory + "/" + name
+    }
+}
+
+extension ConfigCheck {
+    /// A plugin option's value as the report shows it: `(set)` for keys that name a secret, and a URL's
+    /// `user:password@` hidden.
+    static func shown(key: String, value: String) -> String {
+        let lower = key.lowercased()
+        if ["pass", "secret", "key", "token", "credential", "auth"].contains(where: lower.contains) { return "(set)" }
+        if let scheme = value.range(of: "://") {
+            let authority = value[scheme.upperBound...].prefix { $0 != "/" }
+            if let at = authority.lastIndex(of: "@") { return value[..<scheme.upperBound] + "(set)" + value[at...] }
+        }
+        return value
     }
 }

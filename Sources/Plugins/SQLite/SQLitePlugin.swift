@@ -219,9 +219,12 @@ public final class SQLitePlugin: AuthenticationPlugin, AuthorizationPlugin, Relo
                 try fresh.connection.execute("BEGIN")
                 defer { try? fresh.connection.execute("COMMIT") }
                 counts = try fresh.counts()
+                // One read per user name, however many clients share it.
+                var byUser: [String?: SQLiteStore.UserEntries] = [:]
                 for key in keys {
                     guard NIODeadline.now() < deadline else { throw timeoutError() }
-                    refreshed[key] = try fresh.rules(clientID: key.clientID, username: key.username)
+                    if byUser[key.username] == nil { byUser[key.username] = try fresh.userEntries(key.username) }
+                    refreshed[key] = byUser[key.username]!.rules(clientID: key.clientID, username: key.username)
                 }
             } catch let error as SQLiteError {
                 throw PluginError(pluginName: "sqlite", message: error.message)
@@ -369,20 +372,35 @@ final class SQLiteStore {
 
     /// The rules for one client: its superuser flag, its own rows (or the NULL rows) and the '*' rows.
     func rules(clientID: String, username: String?) throws -> SQLiteClientRules {
-        // An empty acls table is no ACL at all: everything allowed, as Mosquitto with a password file and no
-        // acl_file. Swapping `password_file` for `plugin sqlite` then changes nothing for clients.
-        var anyRows = false
-        try connection.prepare("SELECT EXISTS (SELECT 1 FROM acls)").query { row in anyRows = row.integer(0) != 0 }
-        if !anyRows { return SQLiteClientRules(superuser: true) }
+        try userEntries(username).rules(clientID: clientID, username: username)
+    }
+
+    /// What the database says of one user name (nil: anonymous clients), for every client id.
+    struct UserEntries {
+        /// False: the acls table is empty, which is no ACL at all.
+        var anyRows: Bool
         var superuser = false
-        if let username {
-            try findSuperuser.query([.text(username)]) { row in superuser = row.integer(0) != 0 }
-        }
         var rows: [(username: String?, topic: String, access: String)] = []
-        try findRows.query([username.map { .text($0) } ?? .null]) { row in
-            rows.append((row.text(0), row.text(1) ?? "", row.text(2) ?? ""))
+
+        func rules(clientID: String, username: String?) -> SQLiteClientRules {
+            // An empty acls table is no ACL at all: everything allowed, as Mosquitto with a password file and
+            // no acl_file. Swapping `password_file` for `plugin sqlite` then changes nothing for clients.
+            anyRows ? SQLiteClientRules(superuser: superuser, rows: rows, clientID: clientID, username: username)
+                    : SQLiteClientRules(superuser: true)
         }
-        return SQLiteClientRules(superuser: superuser, rows: rows, clientID: clientID, username: username)
+    }
+
+    func userEntries(_ username: String?) throws -> UserEntries {
+        var entries = UserEntries(anyRows: false)
+        try connection.prepare("SELECT EXISTS (SELECT 1 FROM acls)").query { row in entries.anyRows = row.integer(0) != 0 }
+        if !entries.anyRows { return entries }
+        if let username {
+            try findSuperuser.query([.text(username)]) { row in entries.superuser = row.integer(0) != 0 }
+        }
+        try findRows.query([username.map { .text($0) } ?? .null]) { row in
+            entries.rows.append((row.text(0), row.text(1) ?? "", row.text(2) ?? ""))
+        }
+        return entries
     }
 
     func counts() throws -> (users: Int, rows: Int) {

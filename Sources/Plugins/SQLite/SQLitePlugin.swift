@@ -100,7 +100,8 @@ public final class SQLitePlugin: AuthenticationPlugin, AuthorizationPlugin, Relo
     private let logger: Logger
     private let pool: NIOThreadPool
 
-    /// The open database. Only touched on the pool's thread (and in `init`, before the pool exists).
+    /// The open database. Used on the pool's thread only; replaced under `lock` by a reload's commit (a task
+    /// on the database thread takes it once, at its start, and keeps that one to its end).
     private var store: SQLiteStore
 
     /// What `prepare` loaded, per connection. Keyed by the whole `ClientInfo` (its remote address tells two
@@ -232,20 +233,22 @@ public final class SQLitePlugin: AuthenticationPlugin, AuthorizationPlugin, Relo
             return (UnsafeTransfer(fresh), refreshed, counts)
         }
         return PreparedReload { [self] in
-            // On the database thread, ordered with `prepare`s: a client prepared since gets its rows from
-            // the new database too (or keeps the old ones if that read fails); forgotten ones are gone.
-            _ = try? await pool.runIfActive { [self] in
-                let store = fresh.value
-                var rows = refreshed
-                for key in lock.withLock({ Array(cache.keys) }) where rows[key] == nil {
-                    rows[key] = try? store.rules(clientID: key.clientID, username: key.username)
+            // At once: the new connection and the rows read for the clients connected then.
+            lock.withLock {
+                store = fresh.value
+                for key in Array(cache.keys) {
+                    if let rows = refreshed[key] { cache[key] = rows }
                 }
-                lock.withLock {
-                    for key in Array(cache.keys) {
-                        if let fresh = rows[key] { cache[key] = fresh }
-                    }
+            }
+            // Clients prepared since were read from the old database: read them again, on the database thread
+            // after what is queued there (a `prepare` still running on the old database commits before this).
+            pool.submit { [self] state in
+                guard state == .active else { return }
+                let current = lock.withLock { store }
+                for key in lock.withLock({ cache.keys.filter { refreshed[$0] == nil } }) {
+                    guard let rows = try? current.rules(clientID: key.clientID, username: key.username) else { continue }
+                    lock.withLock { if cache[key] != nil { cache[key] = rows } }
                 }
-                self.store = store
             }
             logger.info("sqlite: reloaded '\(databasePath)': \(counts.users) users, \(counts.rows) ACL rows")
         }
@@ -275,6 +278,7 @@ public final class SQLitePlugin: AuthenticationPlugin, AuthorizationPlugin, Relo
                 if once.claim() { promise.fail(timeoutError()) }
                 return
             }
+            let store = lock.withLock { self.store }
             store.connection.setBusyTimeout(milliseconds: remainingMilliseconds)
             let result = Result { try body(store) }
             guard once.claim() else { return }
@@ -294,8 +298,8 @@ public final class SQLitePlugin: AuthenticationPlugin, AuthorizationPlugin, Relo
     }
 }
 
-/// Carries the database connection from the thread that opened it to the commit, which runs on the same
-/// database thread.
+/// Carries the database connection opened on the database thread to the commit, which puts it in place for
+/// the tasks that run there afterwards.
 private struct UnsafeTransfer<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }

@@ -64,6 +64,15 @@ struct EnvironmentOverridesTests {
         }
     }
 
+    @Test func aPortAnotherListenerUsesIsAnError() throws {
+        for environment in [["MIDGE_PORT": "8883"], ["MIDGE_ADMIN_PORT": "1883"], ["MIDGE_TLS_PORT": "9090"]] {
+            var loaded = try config(shipped)
+            #expect(throws: ConfigError.self, "\(environment)") {
+                _ = try EnvironmentOverrides(environment: environment).apply(to: &loaded)
+            }
+        }
+    }
+
     @Test func aTLSPortWithoutATLSListenerIsAnError() throws {
         var loaded = try config("listener 1883\n")
         #expect(throws: ConfigError.self) {

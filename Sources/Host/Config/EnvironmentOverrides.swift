@@ -109,6 +109,7 @@ public struct EnvironmentOverrides: Sendable {
             config.logTypes = logLevel.types
             notes.append("log level \(logLevel.name) (log_type \(logLevel.types.joined(separator: " "))) from MIDGE_LOG_LEVEL")
         }
+        if port != nil || tlsPort != nil || adminPort != nil { try checkPorts(config) }
         if let logFormat {
             config.logFormat = logFormat
             notes.append("log_format \(logFormat.rawValue) from MIDGE_LOG_FORMAT")
@@ -118,6 +119,25 @@ public struct EnvironmentOverrides: Sendable {
             notes.append("user \(installerUser.username) with its password from MIDGE_ADMIN_USERNAME / MIDGE_ADMIN_PASSWORD (not shown); admin / admin is refused")
         }
         return notes
+    }
+}
+
+extension EnvironmentOverrides {
+    /// A port a variable set must not be one another listener (or the admin listener) of the config uses.
+    private func checkPorts(_ config: BrokerConfig) throws {
+        let listeners = config.listeners
+        func clash(_ a: String?, _ b: String?) -> Bool { a == nil || b == nil || a == b }
+        for (index, listener) in listeners.enumerated() {
+            if let other = listeners[..<index].first(where: { $0.port == listener.port && clash($0.bindAddress, listener.bindAddress) }) {
+                throw ConfigError(file: "environment", line: 0,
+                                  message: "port \(listener.port) (MIDGE_PORT / MIDGE_TLS_PORT) would be used by the listeners at \(other.file):\(other.line) and \(listener.file):\(listener.line)")
+            }
+        }
+        if let admin = config.adminListener, admin.port != 0,
+           let other = listeners.first(where: { $0.port == admin.port && clash($0.bindAddress, admin.bindAddress) }) {
+            throw ConfigError(file: "environment", line: 0,
+                              message: "port \(admin.port) would be used by admin_listener and by the listener at \(other.file):\(other.line) (MIDGE_PORT / MIDGE_TLS_PORT / MIDGE_ADMIN_PORT)")
+        }
     }
 }
 

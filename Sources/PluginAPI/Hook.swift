@@ -26,7 +26,7 @@ public struct HookEvents: OptionSet, Hashable, Sendable {
     public static let will = HookEvents(rawValue: 1 << 6)
     /// Every `tickInterval`: `tick(on:)`.
     public static let tick = HookEvents(rawValue: 1 << 7)
-    /// The broker reloaded its plugins (SIGHUP): `reloaded(on:)`.
+    /// The broker reloaded its plugins (SIGHUP, or their files changed): `reloaded(on:)`.
     public static let reload = HookEvents(rawValue: 1 << 8)
     /// The broker is about to stop, while clients are still connected: `shuttingDown(on:)`.
     public static let shutdown = HookEvents(rawValue: 1 << 9)
@@ -268,7 +268,7 @@ public protocol HookPlugin: Plugin {
     func willPublished(_ event: WillEvent, on eventLoop: any EventLoop) throws -> HookAnswer
     /// Called every `tickInterval`.
     func tick(on eventLoop: any EventLoop) throws -> HookAnswer
-    /// The broker reloaded its plugins (SIGHUP).
+    /// The broker reloaded its plugins (SIGHUP, or their files changed).
     func reloaded(on eventLoop: any EventLoop) throws -> HookAnswer
     /// The broker is stopping; clients are still connected.
     func shuttingDown(on eventLoop: any EventLoop) throws -> HookAnswer

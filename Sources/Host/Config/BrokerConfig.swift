@@ -228,8 +228,8 @@ public struct BrokerConfig: Sendable, Equatable {
     /// Midge only (`admin_listener PORT [BIND_ADDRESS]`): the admin HTTP listener; nil = none.
     public var adminListener: AdminListenerConfig?
     /// Midge only (`watch_interval SECONDS`): how often the files plugins load (password file, ACL file,
-    /// SQLite database, certificates, keys, CA, CRL) are checked for changes; a change reloads everything,
-    /// as SIGHUP does. Milliseconds; 0 = not watched (SIGHUP only).
+    /// SQLite database, certificates, keys, CA, CRL) are checked for changes; a change reloads the plugins
+    /// whose files changed, all or nothing. Milliseconds; 0 = not watched (SIGHUP only).
     public var watchIntervalMilliseconds = 2000
     /// Seconds between $SYS updates; 0 = no $SYS.
     public var sysInterval = 10

@@ -497,7 +497,7 @@ public final class Broker: @unchecked Sendable {
                                       allowAnonymous: false, logger: Logger(label: "midge.self-check",
                                                                             factory: { _ in SwiftLogNoOpLogHandler() }))
             if case .allow? = try? await quiet.authenticate(client: probe, credentials: credentials, on: loop).get() {
-                logger.warning("The user admin still has the default password admin. Change it: midge passwd <password_file> admin (then send SIGHUP), or mount your own password file.")
+                logger.warning("The user admin still has the default password admin. Change it: midge passwd <password_file> admin (taken up within seconds), set MIDGE_ADMIN_PASSWORD, or mount your own password file.")
                 return
             }
         }

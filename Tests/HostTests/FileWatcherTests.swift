@@ -34,7 +34,7 @@ struct FileWatcherTests {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         watcher.start(on: loop) { changed in
             reports.withLockedValue { $0.append(changed) }
-            return loop.makeSucceededVoidFuture()
+            return loop.makeSucceededFuture(true)
         }
         defer { watcher.stop() }
 
@@ -52,5 +52,30 @@ struct FileWatcherTests {
         try "now here\n".write(toFile: top + "/missing", atomically: true, encoding: .utf8)
         try await eventually("the new file to be reported") { reports.withLockedValue { $0.count } == 2 }
         #expect(reports.withLockedValue { $0.last } == [top + "/missing"])
+    }
+
+    @Test func aFailedChangeIsTriedAgainAFewTimesThenLeftUntilTheFilesChange() async throws {
+        let top = try kubeletDirectory()
+        defer { try? FileManager.default.removeItem(atPath: top) }
+        let watcher = FileWatcher(paths: [top + "/passwd"], interval: .milliseconds(10),
+                                  retryDelays: [.milliseconds(30), .milliseconds(30)])
+        let reports = NIOLockedValueBox(0)
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        watcher.start(on: loop) { _ in
+            reports.withLockedValue { $0 += 1 }
+            return loop.makeSucceededFuture(false)      // as a reload that failed
+        }
+        defer { watcher.stop() }
+
+        try swap(top, to: "..v2", content: "broken\n")
+        // The change, then one try after each of the two delays.
+        try await eventually("the change and its two retries") { reports.withLockedValue { $0 } == 3 }
+        let polled = watcher.polls.withLockedValue { $0 }
+        try await eventually("twenty more polls") { watcher.polls.withLockedValue { $0 } >= polled + 20 }
+        #expect(reports.withLockedValue { $0 } == 3, "tried again after the retries ran out")
+
+        // A new change is reported again at once.
+        try swap(top, to: "..v3", content: "fixed\n")
+        try await eventually("the new change") { reports.withLockedValue { $0 } == 4 }
     }
 }

@@ -391,9 +391,9 @@ public final class Broker: @unchecked Sendable {
         guard let watcher = fileWatcher else { return }
         let loop = group.next()
         watcher.start(on: loop) { [weak self] changed in
-            guard let self else { return loop.makeSucceededVoidFuture() }
+            guard let self else { return loop.makeSucceededFuture(true) }
             self.logger.notice("Changed: \(changed.joined(separator: ", ")); reloading.")
-            return loop.makeFutureWithTask { await self.reload(reason: "files changed", onlyChanged: true) }.map { _ in }
+            return loop.makeFutureWithTask { await self.reload(reason: "files changed", onlyChanged: true) }
         }
         logger.notice("Watching \(watcher.paths.count) file(s) for changes every \(Double(config.watchIntervalMilliseconds) / 1000) s: \(watcher.paths.joined(separator: ", ")).")
     }

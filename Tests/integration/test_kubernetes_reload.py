@@ -261,6 +261,11 @@ def test_check_config_applies_the_environment_too(tmp_path):
     assert "port 18883 from MIDGE_TLS_PORT" in r.stdout
     assert "log_format json from MIDGE_LOG_FORMAT" in r.stdout
     assert "MIDGE_ADMIN_PASSWORD" in r.stdout and "check-secret-9" not in r.stdout + r.stderr
+    assert "default password" not in r.stdout          # admin / admin is refused with MIDGE_ADMIN_PASSWORD
+    plain = subprocess.run([str(midge_bin()), "check-config", "-c", str(tmp_path / "plugins.conf")],
+                           capture_output=True, text=True, timeout=WAIT, stdin=subprocess.DEVNULL,
+                           env={k: v for k, v in os.environ.items() if not k.startswith("MIDGE_")})
+    assert plain.returncode == 0 and "The user admin still has the default password admin." in plain.stdout
     bad = subprocess.run([str(midge_bin()), "check-config", "-c", str(tmp_path / "plugins.conf")], capture_output=True,
                          text=True, timeout=WAIT, env=dict(env, MIDGE_LOG_FORMAT="xml"), stdin=subprocess.DEVNULL)
     assert bad.returncode == 3 and "MIDGE_LOG_FORMAT='xml'" in bad.stderr

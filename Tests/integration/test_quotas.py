@@ -345,3 +345,23 @@ def test_max_queued_bytes_total(broker):
     assert b.log().count(f"Outgoing messages for client {cid} are being dropped: max_queued_bytes_total") == 1
     for c in (pub, old, check):
         c.close()
+
+
+def test_a_long_publish_rate_hold_does_not_count_against_keep_alive(broker):
+    """max_publish_bytes_rate 2000 and a 10 KB PUBLISH: about 4 s of debt, during which the broker reads
+    nothing from the client. With keepalive 2 (a 3 s window) the client must not be closed as silent: the
+    next packet is handled once the debt is paid, and the connection stays up."""
+    b = broker(extra="max_publish_bytes_rate 2000\n")
+    c = raw_connected(b, unique("slow"), keepalive=2)
+    try:
+        started = time.monotonic()
+        c.send(w.publish("rate/big", b"b" * 10_000, qos=1, pid=1))
+        assert c.expect(w.PUBACK).raw == b"\x40\x02\x00\x01"
+        c.send(w.publish("rate/small", b"s", qos=1, pid=2))
+        ack = c.expect(w.PUBACK, timeout=15)
+        assert ack.raw == b"\x40\x02\x00\x02"
+        assert time.monotonic() - started >= 3.0, "the second PUBLISH was not held back"
+        c.send(w.pingreq())
+        c.expect(w.PINGRESP)
+    finally:
+        c.close()

@@ -79,3 +79,45 @@ struct ReloadTests {
         #expect(second.commits.withLockedValue { $0 } == 1)
     }
 }
+
+/// Allows, cannot answer, or refuses every user, as the test says; reloadable so that a reload re-checks clients.
+private final class SwitchableAuthenticator: AuthenticationPlugin, ReloadablePlugin, @unchecked Sendable {
+    enum Mode { case allow, unavailable, deny }
+    let mode = NIOLockedValueBox(Mode.allow)
+
+    func authenticate(client: ClientInfo, credentials: Credentials, on eventLoop: any EventLoop) -> PluginAnswer<Decision> {
+        switch mode.withLockedValue({ $0 }) {
+        case .allow: return .now(.allow)
+        case .unavailable: return .now(.deny(.serverUnavailable))
+        case .deny: return .now(.deny(.badUserNameOrPassword))
+        }
+    }
+
+    func prepareReload() async throws -> PreparedReload { PreparedReload {} }
+}
+
+@Suite("Re-checking clients after a reload")
+struct RevalidationTests {
+    @Test func aCheckThatCannotBeAnsweredKeepsTheClientARefusalClosesIt() async throws {
+        let plugin = SwitchableAuthenticator()
+        let broker = try await TestBroker.start("allow_anonymous false\nwatch_interval 0\nplugin switch\n",
+                                                hooks: ["switch": plugin])
+        let client = try await TestClient.connect(port: broker.port, clientID: "kept", username: "u", password: "p")
+
+        plugin.mode.withLockedValue { $0 = .unavailable }
+        #expect(await broker.broker.reload() == true)
+        try await client.subscribe("still/here")           // answered: the connection stayed
+        try await client.subscribe("still/here", id: 2)
+
+        plugin.mode.withLockedValue { $0 = .deny }
+        #expect(await broker.broker.reload() == true)
+        let last = await client.next()
+        if case .disconnect(let packet)? = last {
+            #expect(packet.reasonCode == .notAuthorized)
+        } else {
+            #expect(last == nil, "expected DISCONNECT or a closed connection, got \(String(describing: last))")
+        }
+        await client.close()
+        await broker.stop()
+    }
+}

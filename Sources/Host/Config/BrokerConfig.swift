@@ -166,6 +166,21 @@ public struct ListenerConfig: Sendable, Equatable {
     }
 }
 
+extension ListenerConfig {
+    /// Whether this listener and `other` would bind the same port and address (a duplicate listener).
+    func sharesPort(with other: ListenerConfig) -> Bool {
+        port == other.port && bindAddress == other.bindAddress
+    }
+}
+
+extension AdminListenerConfig {
+    /// Whether an MQTT listener would take this port: the same port, on the same address or all addresses.
+    func collides(with listener: ListenerConfig) -> Bool {
+        port != 0 && listener.port == port
+            && (listener.bindAddress == nil || bindAddress == nil || listener.bindAddress == bindAddress)
+    }
+}
+
 /// Midge only: `admin_listener PORT [BIND_ADDRESS]`, the HTTP listener for health probes and plugin endpoints
 /// (such as `/metrics`).
 public struct AdminListenerConfig: Sendable, Equatable {

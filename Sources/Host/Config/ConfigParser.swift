@@ -1056,9 +1056,7 @@ private struct ConfigFileParser {
         if defaultListenerDeclared != nil { listeners.append(defaultListener) }
 
         for (index, listener) in listeners.enumerated() {
-            if let earlier = listeners[..<index].first(where: {
-                $0.port == listener.port && $0.bindAddress == listener.bindAddress
-            }) {
+            if let earlier = listeners[..<index].first(where: { $0.sharesPort(with: listener) }) {
                 let bind = listener.bindAddress.map { " on \($0)" } ?? ""
                 // The default listener is always last; report at the `listener` line then.
                 let (here, there) = listener.isDefaultListener ? (earlier, listener) : (listener, earlier)
@@ -1069,10 +1067,7 @@ private struct ConfigFileParser {
             }
         }
 
-        if let admin = config.adminListener, admin.port != 0,
-           let clash = listeners.first(where: {
-               $0.port == admin.port && ($0.bindAddress == nil || admin.bindAddress == nil || $0.bindAddress == admin.bindAddress)
-           }) {
+        if let admin = config.adminListener, let clash = listeners.first(where: admin.collides) {
             let what = clash.isDefaultListener ? "the default listener ('port'/'bind_address')" : "the listener"
             errors.append(ConfigError(file: admin.file, line: admin.line,
                                       message: "admin_listener port \(admin.port) is also used by \(what) at \(clash.file):\(clash.line)"))

@@ -123,18 +123,16 @@ public struct EnvironmentOverrides: Sendable {
 }
 
 extension EnvironmentOverrides {
-    /// A port a variable set must not be one another listener (or the admin listener) of the config uses.
+    /// A port a variable set must not be one another listener (or the admin listener) uses: the parser's rules.
     private func checkPorts(_ config: BrokerConfig) throws {
         let listeners = config.listeners
-        func clash(_ a: String?, _ b: String?) -> Bool { a == nil || b == nil || a == b }
         for (index, listener) in listeners.enumerated() {
-            if let other = listeners[..<index].first(where: { $0.port == listener.port && clash($0.bindAddress, listener.bindAddress) }) {
+            if let other = listeners[..<index].first(where: { $0.sharesPort(with: listener) }) {
                 throw ConfigError(file: "environment", line: 0,
                                   message: "port \(listener.port) (MIDGE_PORT / MIDGE_TLS_PORT) would be used by the listeners at \(other.file):\(other.line) and \(listener.file):\(listener.line)")
             }
         }
-        if let admin = config.adminListener, admin.port != 0,
-           let other = listeners.first(where: { $0.port == admin.port && clash($0.bindAddress, admin.bindAddress) }) {
+        if let admin = config.adminListener, let other = listeners.first(where: admin.collides) {
             throw ConfigError(file: "environment", line: 0,
                               message: "port \(admin.port) would be used by admin_listener and by the listener at \(other.file):\(other.line) (MIDGE_PORT / MIDGE_TLS_PORT / MIDGE_ADMIN_PORT)")
         }

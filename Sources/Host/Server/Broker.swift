@@ -490,14 +490,8 @@ public final class Broker: @unchecked Sendable {
         var seen = Set<ObjectIdentifier>()
         for context in contexts where !context.access.authenticators.isEmpty {
             guard let first = context.access.authenticators.first, seen.insert(ObjectIdentifier(first)).inserted else { continue }
-            let probe = ClientInfo(clientID: "midge-default-credentials-check", username: "admin",
-                                   protocolVersion: .v3_1_1, listener: "self-check")
-            let credentials = Credentials(username: "admin", password: ByteBuffer(string: "admin"))
-            let quiet = AccessControl(authenticators: context.access.authenticators, authorizers: [],
-                                      allowAnonymous: false, logger: Logger(label: "midge.self-check",
-                                                                            factory: { _ in SwiftLogNoOpLogHandler() }))
-            if case .allow? = try? await quiet.authenticate(client: probe, credentials: credentials, on: loop).get() {
-                logger.warning("The user admin still has the default password admin. Change it: midge passwd <password_file> admin (taken up within seconds), set MIDGE_ADMIN_PASSWORD, or mount your own password file.")
+            if (try? await DefaultCredentials.accepted(by: context.access.authenticators, on: loop).get()) == true {
+                logger.warning("\(DefaultCredentials.warning)")
                 return
             }
         }
@@ -565,6 +559,21 @@ public final class Broker: @unchecked Sendable {
         for (transport, _) in transports { await transport.close() }
         for plugin in plugins { await plugin.shutdown() }
         if ownsGroup { try? await group.shutdownGracefully() }
+    }
+}
+
+/// admin / admin, as the default deployment ships them: start-up and `check-config` warn while they work.
+enum DefaultCredentials {
+    static let warning = "The user admin still has the default password admin. Change it: midge passwd <password_file> admin (taken up within seconds), set MIDGE_ADMIN_PASSWORD, or mount your own password file."
+
+    /// Whether the chain `authenticators` accepts admin / admin (asked without logging).
+    static func accepted(by authenticators: [any AuthenticationPlugin], on loop: any EventLoop) -> EventLoopFuture<Bool> {
+        let probe = ClientInfo(clientID: "midge-default-credentials-check", username: "admin",
+                               protocolVersion: .v3_1_1, listener: "self-check")
+        let credentials = Credentials(username: "admin", password: ByteBuffer(string: "admin"))
+        let quiet = AccessControl(authenticators: authenticators, authorizers: [], allowAnonymous: false,
+                                  logger: Logger(label: "midge.self-check", factory: { _ in SwiftLogNoOpLogHandler() }))
+        return quiet.authenticate(client: probe, credentials: credentials, on: loop).map { $0 == .allow }
     }
 }
 

@@ -132,8 +132,10 @@ private struct PluginWalk {
                 report.warnings.append("Plugins publish HTTP endpoints (\(paths.joined(separator: ", "))) but no admin_listener is configured: they are not served.")
             }
         }
-        if config.installerUser == nil && acceptsDefaultCredentials(group.next()) {
-            report.warnings.append("The user admin still has the default password admin. Change it: midge passwd <password_file> admin, set MIDGE_ADMIN_PASSWORD, or mount your own password file.")
+        let authenticators = made.compactMap { $0.plugin as? any AuthenticationPlugin }
+        if config.installerUser == nil, !authenticators.isEmpty,
+           (try? DefaultCredentials.accepted(by: authenticators, on: group.next()).wait()) == true {
+            report.warnings.append(DefaultCredentials.warning)
         }
         // Last, start-up's own code path, for whatever the steps above do not cover (only when they found
         // nothing: it stops at the first error, which would repeat one of theirs).
@@ -144,18 +146,6 @@ private struct PluginWalk {
         } catch {
             report.error(error)
         }
-    }
-
-    /// Whether an authentication plugin made here accepts admin / admin at once (a password file's check
-    /// answers at once; plugins that answer later, such as SQLite, are not asked).
-    private func acceptsDefaultCredentials(_ loop: any EventLoop) -> Bool {
-        let probe = ClientInfo(clientID: "midge-check-config", username: "admin", protocolVersion: .v3_1_1,
-                               listener: "check-config")
-        let credentials = Credentials(username: "admin", password: ByteBuffer(string: "admin"))
-        for case let plugin as any AuthenticationPlugin in made.map(\.plugin) {
-            if case .now(.allow) = plugin.authenticate(client: probe, credentials: credentials, on: loop) { return true }
-        }
-        return false
     }
 
     // MARK: Listeners

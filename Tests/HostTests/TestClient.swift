@@ -19,6 +19,8 @@ final class TestClient: @unchecked Sendable {
         private var buffer = ByteBuffer()
         private var packets: [Packet] = []
         private var waiter: CheckedContinuation<Packet?, Never>?
+        /// Counts waits, so that a wait's timer never ends a later wait (its own wait may have been answered).
+        private var waits = 0
         private(set) var closed = false
 
         init(version: ProtocolVersion) { decoder = MQTTDecoder(version: version) }
@@ -57,9 +59,14 @@ final class TestClient: @unchecked Sendable {
                         continuation.resume(returning: nil)
                     } else {
                         waiter = continuation
+                        waits += 1
+                        let wait = waits
                         loop.scheduleTask(in: timeout) {
                             self.lock.withLock {
-                                if let waiter = self.waiter { self.waiter = nil; waiter.resume(returning: nil) }
+                                if self.waits == wait, let waiter = self.waiter {
+                                    self.waiter = nil
+                                    waiter.resume(returning: nil)
+                                }
                             }
                         }
                     }

@@ -54,10 +54,22 @@ def on_free_ports(conf_text: str, plain: int | None = None, tls: int | None = No
     return conf_text
 
 
+_ports_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free right now that this process has not handed out before. The probe socket is closed
+    before the broker binds the port, so the kernel may offer the same port to the next call: a test that asks
+    for two ports (the fixture's and a TLS or websockets listener's) would then configure the same port twice
+    and the broker would fail to start. Never giving out a port twice rules that out."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_handed_out:
+            _ports_handed_out.add(port)
+            return port
+    raise RuntimeError("no loopback port that was not handed out before")
 
 
 @dataclass

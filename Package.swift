@@ -17,6 +17,14 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "midge", targets: ["midge"]),
+        // The broker as a library, for a package that composes its own `midge` with plugins of its own
+        // (Examples/custom-broker): `import Host` (MidgeMain, Broker) and `import PluginAPI`.
+        .library(name: "Midge", targets: ["Host", "PluginAPI", "MQTT"]),
+        // The built-in plugins, one module each, for such a package to add to its registry.
+        .library(name: "MidgePlugins", targets: [
+            "TCPPlugin", "TLSPlugin", "WebSocketPlugin", "PasswordFilePlugin", "ACLFilePlugin", "SQLitePlugin",
+            "SCRAMPlugin", "LogPlugin", "SysPlugin", "PrometheusPlugin", "UserHooks",
+        ]),
         .library(name: "PluginAPI", targets: ["PluginAPI"]),
         .executable(name: "midge-bench", targets: ["midge-bench"]),
     ],
@@ -54,6 +62,7 @@ let package = Package(
             dependencies: [
                 "PluginAPI",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Sources/Plugins/TCP",
@@ -166,12 +175,12 @@ let package = Package(
             path: "Sources/Plugins/UserHooks",
             swiftSettings: upcoming
         ),
-        // The broker: config, plugin loading, router, sessions, services, the `midge` command.
+        // The broker: config, plugin loading from a registry it is given, router, sessions, services, the
+        // `midge` command line. It imports no plugin.
         .target(
             name: "Host",
             dependencies: [
-                "MQTT", "PluginAPI", "TCPPlugin", "TLSPlugin", "WebSocketPlugin", "PasswordFilePlugin", "ACLFilePlugin",
-                "SQLitePlugin", "SCRAMPlugin", "LogPlugin", "SysPlugin", "PrometheusPlugin", "UserHooks",
+                "MQTT", "PluginAPI", "CCrypto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -183,9 +192,13 @@ let package = Package(
             ],
             swiftSettings: hotPath
         ),
+        // The composition root: the one list of built-in plugins, handed to Host's command line.
         .executableTarget(
             name: "midge",
-            dependencies: ["Host"],
+            dependencies: [
+                "Host", "PluginAPI", "TCPPlugin", "TLSPlugin", "WebSocketPlugin", "PasswordFilePlugin", "ACLFilePlugin",
+                "SQLitePlugin", "SCRAMPlugin", "LogPlugin", "SysPlugin", "PrometheusPlugin", "UserHooks",
+            ],
             swiftSettings: upcoming
         ),
         // The load generator and comparison client (scripts/bench-compare).
@@ -213,7 +226,7 @@ let package = Package(
             name: "PluginTests",
             dependencies: [
                 "PluginAPI", "PasswordFilePlugin", "ACLFilePlugin", "SQLitePlugin", "TLSPlugin", "MQTT", "UserHooks",
-                "SCRAMPlugin",
+                "SCRAMPlugin", "TCPPlugin",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -237,7 +250,7 @@ let package = Package(
         .testTarget(
             name: "HostTests",
             dependencies: [
-                "Host", "MQTT", "PluginAPI",
+                "Host", "MQTT", "PluginAPI", "midge", "TCPPlugin",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -91,13 +91,32 @@ public struct PreparedReload: Sendable {
     }
 }
 
-/// A listener: accepts connections and hands each one's channel to the host, which puts MQTT on it.
+/// A listener (registry kind `.listener`): binds a port and hands each accepted connection's channel to the
+/// host, which puts MQTT on it. The host makes one per `listener` line from the registry's `tcp` entry, with
+/// the options `port`, `bind_address` (absent: every interface), `set_tcp_nodelay` and `name`.
 public protocol TransportPlugin: Plugin {
-    /// Binds and starts accepting. `initializer` must be run on every accepted child channel after the
-    /// transport's own handlers (TLS, WebSocket) are in place. Returns the bound local port.
+    /// Binds and starts accepting. `initializer` must be run on every accepted child channel; the decorators
+    /// of the listener (TLS, WebSocket) are already part of it. Returns the bound local port.
     func listen(on group: any EventLoopGroup, initializer: @escaping ConnectionInitializer) async throws -> Int
     /// Stops accepting new connections.
     func close() async
+}
+
+/// Something between a listener and MQTT (registry kind `.connectionDecorator`): TLS, WebSocket. It wraps
+/// the initializer of the next layer, so it runs on each accepted channel first (adding its handlers, and
+/// maybe waiting for a handshake), then calls `next` with the facts it learned. Decorators compose over any
+/// listener: `tcp` + `tls` + `websockets` is `wss://`.
+public protocol ConnectionDecoratorPlugin: Plugin {
+    /// The initializer to run on an accepted channel instead of `next`: it must call `next` once its own
+    /// set-up is done (or close the channel).
+    func decorate(_ next: @escaping ConnectionInitializer) -> ConnectionInitializer
+}
+
+/// A plugin with more to say in `midge check-config` than its kind: what it loaded, or what start-up would
+/// do that the check does not (such as generating certificates).
+public protocol ConfigCheckDescribing: Plugin {
+    /// Lines for the check's report, without indentation.
+    var checkReport: [String] { get }
 }
 
 /// How the host puts MQTT on a channel a transport accepted.
@@ -151,9 +170,13 @@ public struct PluginContext: Sendable {
     public var logger: Logger
     /// The directory relative paths in the config resolve against.
     public var configDirectory: String
+    /// Set by `midge check-config`: check everything, but write nothing, bind nothing and start nothing
+    /// (report what would be done through `ConfigCheckDescribing`).
+    public var checkOnly: Bool
 
-    public init(logger: Logger, configDirectory: String) {
+    public init(logger: Logger, configDirectory: String, checkOnly: Bool = false) {
         self.logger = logger
         self.configDirectory = configDirectory
+        self.checkOnly = checkOnly
     }
 }

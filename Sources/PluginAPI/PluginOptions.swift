@@ -66,7 +66,8 @@ public struct PluginOptions: Sendable {
         throw PluginError(pluginName: pluginName, message: "unknown option \(names)", origin: first.origin)
     }
 
-    private func origin(of key: String) -> Origin? { entries.last(where: { $0.key == key })?.origin }
+    /// Where the value of `key` came from (its config line), or nil.
+    public func origin(of key: String) -> Origin? { entries.last(where: { $0.key == key })?.origin }
 }
 
 /// An error a plugin reports at creation or start: it stops start-up with this message.

@@ -6,6 +6,7 @@ import NIOPosix
 import PluginAPI
 import Testing
 @testable import Host
+import TCPPlugin
 
 /// Log lines, kept for assertions.
 final class CapturedLog: Sendable {
@@ -313,7 +314,9 @@ struct BrokerAdminTests {
         return config
     }
 
+    /// The built-in `tcp` listener, and a test plugin with an endpoint.
     private static let registry = PluginRegistry([
+        TCPTransport.descriptor,
         EndpointPlugin.descriptor(name: "test-metrics", endpoints: [
             HTTPEndpoint(path: "/metrics") { _, _ in .now(HTTPEndpointResponse(body: "midge_up 1\n")) },
         ]),

@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import PluginAPI
+import TCPPlugin
 @testable import TLSPlugin
 
 /// A temporary directory, removed with its contents by `remove()`.
@@ -70,34 +71,44 @@ struct TLSFixture {
 
 let tlsTestLogger = Logger(label: "midge.tls.tests")
 
-/// A running TLS transport on 127.0.0.1 whose connections echo what they read, recording the facts each
-/// connection's initializer got.
+/// A `tcp` listener on 127.0.0.1, any free port, named 8883: what the host puts the `tls` decorator on.
+func plainListener(noDelay: Bool = false) throws -> TCPTransport {
+    var options = PluginOptions(pluginName: "tcp", entries: [
+        ("port", "0", nil), ("bind_address", "127.0.0.1", nil), ("set_tcp_nodelay", noDelay ? "true" : "false", nil),
+        ("name", "8883", nil),
+    ])
+    return try TCPTransport(options: &options)
+}
+
+/// A running `tcp` listener on 127.0.0.1 with the `tls` decorator, whose connections echo what they read,
+/// recording the facts each connection's initializer got.
 final class EchoTLSServer: @unchecked Sendable {
-    let transport: TLSTransport
+    let transport: TLSDecorator
+    let listener: TCPTransport
     let port: Int
     private let recorded = NIOLockedValueBox<[ConnectionFacts]>([])
     private let sslFirst = NIOLockedValueBox<[Bool]>([])
 
     init(directives: [String: String], handshakeTimeout: TimeAmount? = nil) async throws {
-        transport = try TLSTransport(port: 0, bindAddress: "127.0.0.1", noDelay: true, name: "8883",
-                                     directives: directives, origin: nil, logger: tlsTestLogger)
+        transport = try TLSDecorator(directives: directives, name: "8883", origin: nil, logger: tlsTestLogger)
         if let handshakeTimeout { transport.handshakeTimeout = handshakeTimeout }
+        listener = try plainListener(noDelay: true)
         let recorded = self.recorded
         let sslFirst = self.sslFirst
-        port = try await transport.listen(on: MultiThreadedEventLoopGroup.singleton) { channel, facts in
+        port = try await listener.listen(on: MultiThreadedEventLoopGroup.singleton, initializer: transport.decorate { channel, facts in
             recorded.withLockedValue { $0.append(facts) }
             return channel.eventLoop.makeCompletedFuture {
                 let ssl = try? channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self)
                 sslFirst.withLockedValue { $0.append(ssl != nil) }
                 try channel.pipeline.syncOperations.addHandler(EchoHandler())
             }
-        }
+        })
     }
 
     var facts: [ConnectionFacts] { recorded.withLockedValue { $0 } }
     var initializerSawSSLHandler: [Bool] { sslFirst.withLockedValue { $0 } }
 
-    func stop() async { await transport.close() }
+    func stop() async { await listener.close() }
 }
 
 private final class EchoHandler: ChannelInboundHandler {

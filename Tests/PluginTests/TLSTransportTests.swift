@@ -220,13 +220,13 @@ struct TLSTransportTests {
         // The host's max_connections path: its initializer closes the channel instead of adding MQTT.
         let fixture = try TLSFixture()
         defer { fixture.directory.remove() }
-        let transport = try TLSTransport(port: 0, bindAddress: "127.0.0.1", noDelay: false, name: "8883",
-                                         directives: fixture.directives(), origin: nil, logger: tlsTestLogger)
-        let port = try await transport.listen(on: MultiThreadedEventLoopGroup.singleton) { channel, _ in
+        let transport = try TLSDecorator(directives: fixture.directives(), name: "8883", origin: nil, logger: tlsTestLogger)
+        let listener = try plainListener()
+        let port = try await listener.listen(on: MultiThreadedEventLoopGroup.singleton, initializer: transport.decorate { channel, _ in
             channel.close()
-        }
+        })
         #expect(await tlsRoundTrip(port: port, trust: fixture.authority.certificatePEM) == .failed("closed"))
-        await transport.close()
+        await listener.close()
     }
 
     @Test func handshakeFailuresAreSummarised() {
@@ -260,12 +260,12 @@ struct TLSTransportTests {
         let fixture = try TLSFixture()
         defer { fixture.directory.remove() }
         var options = PluginOptions(pluginName: "tls", entries: [
-            ("port", "0", nil), ("bind_address", "127.0.0.1", nil),
-            ("certfile", fixture.certFile, nil), ("keyfile", fixture.keyFile, nil),
+            ("name", "8883", nil), ("certfile", fixture.certFile, nil), ("keyfile", fixture.keyFile, nil),
         ])
-        let plugin = try TLSTransport.descriptor.make(&options, PluginContext(logger: tlsTestLogger, configDirectory: "."))
-        #expect(plugin is TLSTransport)
-        #expect(TLSTransport.descriptor.name == "tls")
+        let plugin = try TLSDecorator.descriptor.make(&options, PluginContext(logger: tlsTestLogger, configDirectory: "."))
+        #expect(plugin is TLSDecorator)
+        #expect(TLSDecorator.descriptor.name == "tls")
+        #expect(TLSDecorator.descriptor.kind == .connectionDecorator)
     }
 }
 
@@ -273,7 +273,7 @@ struct TLSTransportTests {
 @Suite struct TLSStartupErrorTests {
     private func error(_ directives: [String: String]) -> String? {
         do {
-            _ = try TLSTransport(port: 0, bindAddress: "127.0.0.1", noDelay: false, name: "8883", directives: directives,
+            _ = try TLSDecorator(directives: directives, name: "8883",
                                  origin: PluginOptions.Origin(file: "/etc/midge/midge.conf", line: 7),
                                  logger: tlsTestLogger)
             return nil

@@ -4,35 +4,7 @@ import NIOConcurrencyHelpers
 import MQTT
 import NIOCore
 import NIOPosix
-import ACLFilePlugin
-import PasswordFilePlugin
 import PluginAPI
-import SCRAMPlugin
-import SQLitePlugin
-import TCPPlugin
-import TLSPlugin
-import LogPlugin
-import SysPlugin
-import PrometheusPlugin
-import UserHooks
-import WebSocketPlugin
-
-/// The built-in plugins, by registry name. Adding a plugin is a new target plus one line here.
-public enum BuiltInPlugins {
-    public static let registry = PluginRegistry([
-        TCPTransport.descriptor,
-        TLSTransport.descriptor,
-        PasswordFilePlugin.descriptor,
-        ACLFilePlugin.descriptor,
-        SQLitePlugin.descriptor,
-        SCRAMPlugin.descriptor,
-        LogHook.descriptor,
-        SysHook.descriptor,
-        PrometheusHook.descriptor,
-        // Hooks under Sources/Plugins/UserHooks: one line each.
-        TopicRewriteHook.descriptor,
-    ])
-}
 
 /// A running broker: listeners, the router, and the plugins the config chose.
 public final class Broker: @unchecked Sendable {
@@ -43,7 +15,8 @@ public final class Broker: @unchecked Sendable {
     /// `max_connections_total`, `max_connections_per_user` and the other quotas (README, Quotas).
     let quotas: Quotas
     private let ownsGroup: Bool
-    private var transports: [(any TransportPlugin, ListenerConfig)] = []
+    /// One per listener, in listener order.
+    private var listeners: [ListenerStack] = []
     private var contexts: [BrokerContext] = []
     private var plugins: [any Plugin] = []
     /// The config line of each of `plugins`, in the same order.
@@ -66,10 +39,12 @@ public final class Broker: @unchecked Sendable {
     /// Ports the listeners are bound to, in listener order (useful with port 0).
     public private(set) var boundPorts: [Int] = []
 
-    /// Builds the broker from a parsed config; throws on options or plugins that cannot be honoured.
-    /// `hookDeadline` bounds every future a hook returns.
-    public init(config: BrokerConfig, logger: Logger, registry: PluginRegistry = BuiltInPlugins.registry,
-                group: MultiThreadedEventLoopGroup? = nil, hookDeadline: TimeAmount = .seconds(5)) throws {
+    /// Builds the broker from a parsed config with the plugins of `registry`; throws on options or plugins
+    /// that cannot be honoured. `hookDeadline` bounds every future a hook returns. `checkOnly` (`midge
+    /// check-config`) tells plugins to check without writing anything.
+    public init(config: BrokerConfig, logger: Logger, registry: PluginRegistry,
+                group: MultiThreadedEventLoopGroup? = nil, hookDeadline: TimeAmount = .seconds(5),
+                checkOnly: Bool = false) throws {
         self.config = config
         self.logger = logger
         self.ownsGroup = group == nil
@@ -90,7 +65,8 @@ public final class Broker: @unchecked Sendable {
         services = BrokerServicesProvider(version: "midge version \(MidgeCommand.version)", group: self.group,
                                           router: router, loops: loops)
         services.quotas = quotas
-        var hookEntries = try Self.implicitHooks(config: config, registry: registry)
+        let context = { (name: String) in Self.pluginContext(name, config: config, checkOnly: checkOnly) }
+        var hookEntries = try Self.implicitHooks(config: config, registry: registry, context: context)
         var listenerSettings: [(AccessControl, ConnectSettings)] = []
 
         // One chain for all listeners, or one per listener under `per_listener_settings true`.
@@ -102,14 +78,12 @@ public final class Broker: @unchecked Sendable {
                 throw ConfigError(file: "environment", line: 0, message: "MIDGE_ADMIN_PASSWORD: cannot hash it: \(error)")
             }
         }
-        for configured in config.effectiveListeners {
-            let listener = config.generateCertificates ? try Self.withGeneratedCertificates(configured, logger: logger)
-                                                       : configured
+        for listener in config.effectiveListeners {
             let security = config.security(for: listener)
             let key = config.perListenerSettings ? SecurityKey.listener(listener.file, listener.line, listener.port)
                                                   : .global
             if chains[key] == nil {
-                let made = try Self.makeChain(security, registry: registry, config: config)
+                let made = try Self.makeChain(security, registry: registry, context: context)
                 plugins += made.plugins
                 hookEntries += made.hooks
                 pluginConfigs += made.configs
@@ -136,25 +110,7 @@ public final class Broker: @unchecked Sendable {
             try Self.checkSupported(listener)
             connect.useUsernameAsClientID = listener.useUsernameAsClientID
             listenerSettings.append((access, connect))
-            let anyAddress = listener.socketDomain == "ipv4" ? "0.0.0.0" : "::"
-            var options = PluginOptions(pluginName: "tcp", entries: [
-                ("port", String(listener.port), nil),
-                ("bind_address", listener.bindAddress ?? anyAddress, nil),
-                ("set_tcp_nodelay", config.setTCPNoDelay ? "true" : "false", nil),
-                ("name", String(listener.port), nil),
-            ])
-            let transport: any TransportPlugin
-            if listener.tls.isEmpty {
-                transport = try TCPTransport(options: &options)
-            } else {
-                // `bindAddress` nil: IPv6 and IPv4, falling back to IPv4 inside the transport (never to plain TCP).
-                transport = try TLSTransport(
-                    port: listener.port,
-                    bindAddress: listener.bindAddress ?? (listener.socketDomain == nil ? nil : anyAddress),
-                    noDelay: config.setTCPNoDelay, name: String(listener.port), directives: listener.tls,
-                    origin: PluginOptions.Origin(file: listener.file, line: listener.line), logger: logger)
-            }
-            transports.append((transport, listener))
+            listeners.append(try ListenerStack.make(listener, config: config, registry: registry, context: context))
         }
         if installer != nil && chains.values.allSatisfy({ $0.authenticators.isEmpty }) {
             logger.warning("MIDGE_ADMIN_PASSWORD has no effect: no listener checks passwords (no password_file or authentication plugin).")
@@ -193,7 +149,8 @@ public final class Broker: @unchecked Sendable {
 
     /// The hooks Mosquitto's own directives ask for: `log` (from `log_type` and `connection_messages`) and
     /// `sys` (the `$SYS` tree every `sys_interval` seconds, unless it is 0).
-    static func implicitHooks(config: BrokerConfig, registry: PluginRegistry) throws -> [Hooks.Entry] {
+    static func implicitHooks(config: BrokerConfig, registry: PluginRegistry,
+                              context: (String) -> PluginContext) throws -> [Hooks.Entry] {
         var entries: [Hooks.Entry] = []
         var made: [(String, [(String, String)])] = [
             ("log", [("log_type", config.logTypes.joined(separator: ",")),
@@ -203,9 +160,7 @@ public final class Broker: @unchecked Sendable {
         for (name, values) in made {
             guard let descriptor = registry.descriptor(named: name) else { continue }
             var options = PluginOptions(pluginName: name, entries: values.map { ($0.0, $0.1, nil) })
-            let plugin = try descriptor.make(&options, PluginContext(
-                logger: Logger(label: "midge.plugin.\(name)"),
-                configDirectory: config.loadedFiles.first.map(directoryOf) ?? "."))
+            let plugin = try descriptor.make(&options, context(name))
             guard let hook = plugin as? any HookPlugin else { continue }
             if !hook.events.isEmpty { entries.append(Hooks.Entry(hook: hook, name: name, rejectOnError: true)) }
         }
@@ -234,7 +189,7 @@ public final class Broker: @unchecked Sendable {
     }
 
     /// Creates the plugins of one security section, in `chainConfigs` order.
-    static func makeChain(_ security: SecurityConfig, registry: PluginRegistry, config: BrokerConfig) throws
+    static func makeChain(_ security: SecurityConfig, registry: PluginRegistry, context: (String) -> PluginContext) throws
         -> (plugins: [any Plugin], configs: [PluginConfig], authenticators: [any AuthenticationPlugin],
             authorizers: [any AuthorizationPlugin], hooks: [Hooks.Entry]) {
         let pluginConfigs = chainConfigs(security)
@@ -246,7 +201,11 @@ public final class Broker: @unchecked Sendable {
         for pluginConfig in pluginConfigs {
             guard let descriptor = registry.descriptor(named: pluginConfig.name) else {
                 throw ConfigError(file: pluginConfig.file, line: pluginConfig.line,
-                                  message: "unknown plugin '\(pluginConfig.name)'; built-in plugins: \(registry.names.joined(separator: ", "))")
+                                  message: "unknown plugin '\(pluginConfig.name)'; built-in plugins: \(registry.names(of: .plugin).joined(separator: ", "))")
+            }
+            guard descriptor.kind == .plugin else {
+                throw ConfigError(file: pluginConfig.file, line: pluginConfig.line,
+                                  message: "plugin '\(pluginConfig.name)' is a \(descriptor.kind), which `listener` lines make (tls: certfile and keyfile; websockets: protocol websockets), not a `plugin` line")
             }
             let origin = pluginConfig.line > 0 ? PluginOptions.Origin(file: pluginConfig.file, line: pluginConfig.line) : nil
             var options = PluginOptions(pluginName: pluginConfig.name,
@@ -255,9 +214,7 @@ public final class Broker: @unchecked Sendable {
             let onError = options.string("on_error")
             let plugin: any Plugin
             do {
-                plugin = try descriptor.make(&options, PluginContext(
-                    logger: Logger(label: "midge.plugin.\(pluginConfig.name)"),
-                    configDirectory: config.loadedFiles.first.map(directoryOf) ?? "."))
+                plugin = try descriptor.make(&options, context(pluginConfig.name))
             } catch var error as PluginError where error.origin == nil {
                 // A missing option has no line of its own: name the `plugin` line.
                 error.origin = origin
@@ -289,34 +246,10 @@ public final class Broker: @unchecked Sendable {
         return (plugins, configs, authenticators, authorizers, hooks)
     }
 
-    /// `generate_certificates true`: a TLS listener whose certfile and keyfile are both missing gets a CA and
-    /// a server certificate made for this instance, in the directory of its certfile, or, when that directory
-    /// is read-only (a mounted ConfigMap), in `MIDGE_STATE_DIR` (default `$TMPDIR/midge-state`). Existing
-    /// files are never replaced.
-    static func withGeneratedCertificates(_ listener: ListenerConfig, logger: Logger) throws -> ListenerConfig {
-        guard let certfile = listener.tls["certfile"], let keyfile = listener.tls["keyfile"] else { return listener }
-        let manager = FileManager.default
-        guard !manager.fileExists(atPath: certfile) && !manager.fileExists(atPath: keyfile) else { return listener }
-        let environment = ProcessInfo.processInfo.environment
-        let fallback = environment["MIDGE_STATE_DIR"]
-            ?? ((environment["TMPDIR"] ?? "/tmp") as NSString).appendingPathComponent("midge-state")
-        let files: DefaultCertificates.Files
-        do {
-            files = try DefaultCertificates.ensure(directory: directoryOf(certfile), writableFallback: fallback)
-        } catch {
-            throw ConfigError(file: listener.file, line: listener.line,
-                              message: "listener \(listener.port): cannot generate certificates: \(error)")
-        }
-        var updated = listener
-        updated.tls["certfile"] = files.serverCertificate
-        updated.tls["keyfile"] = files.serverKey
-        if files.generated {
-            logger.notice("Generated a CA and a server certificate for this instance in \(files.directory)\(files.usedFallback ? " (\(directoryOf(certfile)) is read-only)" : ""); names: \(files.names.joined(separator: ", ")).")
-        }
-        if let ca = files.caCertificate {
-            logger.notice("Clients verify the TLS listener on port \(listener.port) with the CA certificate \(ca).")
-        }
-        return updated
+    /// What a plugin gets at creation: a logger labelled with its name, the config file's directory.
+    static func pluginContext(_ name: String, config: BrokerConfig, checkOnly: Bool) -> PluginContext {
+        PluginContext(logger: Logger(label: "midge.plugin.\(name)"),
+                      configDirectory: config.loadedFiles.first.map(directoryOf) ?? ".", checkOnly: checkOnly)
     }
 
     /// Reloads everything, all or nothing (SIGHUP, or a watched file changed): every reloadable plugin
@@ -370,7 +303,7 @@ public final class Broker: @unchecked Sendable {
         }
         services.countReload(failed: failures > 0)
         // Clients are checked again when their credentials or rules may have changed (not for certificates).
-        if failures == 0 && chosen.contains(where: { !($0.plugin is any TransportPlugin) }) {
+        if failures == 0 && chosen.contains(where: { !($0.plugin is any TransportPlugin || $0.plugin is any ConnectionDecoratorPlugin) }) {
             for handle in router.connectedHandles() { handle.revalidate() }
         }
         if !hooks.reload.isEmpty {
@@ -380,9 +313,9 @@ public final class Broker: @unchecked Sendable {
         return failures == 0
     }
 
-    /// The plugins and transports whose state can be reloaded.
+    /// The plugins, listeners and decorators whose state can be reloaded.
     private var reloadables: [any ReloadablePlugin] {
-        plugins.compactMap { $0 as? any ReloadablePlugin } + transports.compactMap { $0.0 as? any ReloadablePlugin }
+        (plugins + listeners.flatMap(\.plugins)).compactMap { $0 as? any ReloadablePlugin }
     }
 
     /// `watch_interval`: polls the reloadables' files (as they were when `init` loaded them) and reloads when
@@ -409,7 +342,7 @@ public final class Broker: @unchecked Sendable {
     /// Starts plugins, binds every listener, and starts housekeeping.
     public func start() async throws {
         for entry in hooks.all { entry.hook.attach(services) }
-        for plugin in plugins { try await plugin.start() }
+        for plugin in plugins + listeners.flatMap(\.plugins) { try await plugin.start() }
         // Bound first, so that a busy port or a duplicate endpoint stops start-up before any MQTT port opens;
         // `/readyz` answers 503 until the end of `start()`.
         try await startAdminListener()
@@ -418,23 +351,15 @@ public final class Broker: @unchecked Sendable {
             logger.notice("Create a configuration file which defines a listener to allow remote access.")
         }
         var ports: [Int] = []
-        for (index, (transport, listener)) in transports.enumerated() {
-            let context = contexts[index]
-            // `protocol websockets`: the same tcp or tls transport, with WebSocket between it and MQTT.
-            let webSocketFrameLimit = listener.protocolName == "websockets"
-                ? WebSocketMQTT.maxFrameSize(forMaxPacketSize: config.maxPacketSize) : nil
-            let initializer = Self.initializer(context: context, limit: ConnectionLimit(listener.maxConnections),
-                                               webSocketFrameLimit: webSocketFrameLimit, logger: logger)
+        for (index, stack) in listeners.enumerated() {
+            let listener = stack.config
+            let initializer = Self.initializer(context: contexts[index], limit: ConnectionLimit(listener.maxConnections),
+                                               stack: stack, logger: logger)
             do {
-                let port = try await transport.listen(on: group, initializer: initializer)
+                let port = try await stack.listener.listen(on: group, initializer: initializer)
                 ports.append(port)
-                logger.notice("Opening \(webSocketFrameLimit == nil ? listener.bindAddress ?? "all interfaces" : "websockets") listen socket on port \(port).")
+                logger.notice("Opening \(listener.protocolName == "websockets" ? "websockets" : listener.bindAddress ?? "all interfaces") listen socket on port \(port).")
             } catch {
-                if listener.bindAddress == nil, listener.tls.isEmpty,
-                   let fallback = try? await bindIPv4(transport: listener, initializer: initializer) {
-                    ports.append(fallback)
-                    continue
-                }
                 throw ConfigError(file: listener.file, line: listener.line,
                                   message: "cannot listen on port \(listener.port)\(listener.bindAddress.map { " at \($0)" } ?? ""): \(error)")
             }
@@ -497,32 +422,18 @@ public final class Broker: @unchecked Sendable {
         }
     }
 
-    /// Some hosts have no IPv6: listen on IPv4's any-address instead.
-    private func bindIPv4(transport listener: ListenerConfig, initializer: @escaping ConnectionInitializer) async throws -> Int {
-        var options = PluginOptions(pluginName: "tcp", entries: [
-            ("port", String(listener.port), nil), ("bind_address", "0.0.0.0", nil),
-            ("set_tcp_nodelay", config.setTCPNoDelay ? "true" : "false", nil),
-        ])
-        let transport = try TCPTransport(options: &options)
-        let port = try await transport.listen(on: group, initializer: initializer)
-        if let index = transports.firstIndex(where: { $0.1 == listener }) { transports[index].0 = transport }
-        return port
-    }
-
-    /// Puts MQTT on each accepted channel, or closes it at once when the listener's `max_connections` or the
-    /// broker's `max_connections_total` is reached (as Mosquitto does for `max_connections`: no CONNACK). With `webSocketFrameLimit` (a `protocol websockets` listener),
-    /// MQTT goes on after the WebSocket upgrade; the `max_connections` check still comes first, at accept.
-    private static func initializer(context: BrokerContext, limit: ConnectionLimit?, webSocketFrameLimit: Int?,
+    /// What a listener runs on each accepted channel: first the listener's `max_connections` and the broker's
+    /// `max_connections_total` (a connection over either is closed at once, as Mosquitto does for
+    /// `max_connections`: no CONNACK, before any TLS handshake or WebSocket upgrade), then the listener's
+    /// decorators, then MQTT.
+    private static func initializer(context: BrokerContext, limit: ConnectionLimit?, stack: ListenerStack,
                                     logger: Logger) -> ConnectionInitializer {
-        var mqtt: ConnectionInitializer = { channel, facts in
+        let decorated = stack.initializer(around: { channel, facts in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(MQTTConnectionHandler(broker: context, facts: facts))
             }
-        }
-        if let webSocketFrameLimit {
-            mqtt = WebSocketMQTT.wrap(mqtt, maxFrameSize: webSocketFrameLimit, logger: logger)
-        }
-        return { [mqtt] channel, facts in
+        })
+        return { channel, facts in
             if let limit {
                 guard limit.acquire() else {
                     context.quotas.count(.maxConnections)
@@ -539,7 +450,7 @@ public final class Broker: @unchecked Sendable {
                 }
                 channel.closeFuture.whenComplete { _ in total.release() }
             }
-            return mqtt(channel, facts)
+            return decorated(channel, facts)
         }
     }
 
@@ -556,8 +467,8 @@ public final class Broker: @unchecked Sendable {
         for task in tickTasks { task.cancel() }
         tickTasks = []
         sweepTask?.cancel()
-        for (transport, _) in transports { await transport.close() }
-        for plugin in plugins { await plugin.shutdown() }
+        for stack in listeners { await stack.listener.close() }
+        for plugin in plugins + listeners.flatMap(\.plugins) { await plugin.shutdown() }
         if ownsGroup { try? await group.shutdownGracefully() }
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import PluginAPI
 
 /// `midge check-config [-c FILE | --config-dir DIR] [-p PORT]...`: checks a configuration as start-up would,
 /// without binding a port or writing a file, prints what would run and every error, and exits 0 when the
@@ -31,7 +32,7 @@ struct CheckConfigCommand: ParsableCommand {
 /// `midge check-config` and `midge --test-config`.
 public enum CheckConfig {
     /// Runs `midge check-config ARGUMENTS` and returns its exit status.
-    public static func run(arguments: [String]) -> Int32 {
+    public static func run(arguments: [String], registry: PluginRegistry) -> Int32 {
         let command: CheckConfigCommand
         do {
             command = try CheckConfigCommand.parse(arguments)
@@ -42,16 +43,17 @@ public enum CheckConfig {
             handle.write(Data((message + "\n").utf8))
             return code.rawValue
         }
-        return run(configFile: command.configFile, configDirectory: command.configDirectory, ports: command.ports)
+        return run(configFile: command.configFile, configDirectory: command.configDirectory, ports: command.ports,
+                   registry: registry)
     }
 
     /// Checks the configuration the main command's flags name, prints the report, and returns the exit status.
     /// Bootstraps logging (plugins' warnings become report warnings), so it runs once per process.
-    static func run(configFile: String?, configDirectory: String?, ports: [Int]) -> Int32 {
+    static func run(configFile: String?, configDirectory: String?, ports: [Int], registry: PluginRegistry) -> Int32 {
         let collector = WarningCollector()
         LoggingSystem.bootstrap { label in WarningCollector.Handler(label: label, collector: collector) }
         let path = configFile ?? MidgeCommand.defaultConfigFile(directory: configDirectory)
-        let report = ConfigCheck.run(path: path, ports: ports, registry: BuiltInPlugins.registry,
+        let report = ConfigCheck.run(path: path, ports: ports, registry: registry,
                                      pluginWarnings: { collector.lines })
         FileHandle.standardOutput.write(Data(report.text.utf8))
         for error in report.errors { FileHandle.standardError.write(Data("Error: \(error)\n".utf8)) }

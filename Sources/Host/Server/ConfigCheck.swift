@@ -3,7 +3,6 @@ import Logging
 import NIOCore
 import NIOPosix
 import PluginAPI
-import TLSPlugin
 
 /// What `midge check-config` finds: the configuration parsed with every error collected, then every plugin and
 /// TLS listener created as `Broker.init` creates them, one at a time so that each failure is reported, then
@@ -82,17 +81,12 @@ private struct ReportBuilder {
 private struct PluginWalk {
     let config: BrokerConfig
     let registry: PluginRegistry
-    /// `config` as `Broker.init` gets it at the end: TLS listeners whose certificates would be generated are
-    /// checked without TLS, and `generate_certificates` is off (it would write).
-    var brokerConfig: BrokerConfig
     /// Each plugin made and its config line, for the admin listener's endpoints.
     var made: [(plugin: any Plugin, config: PluginConfig)] = []
 
     init(config: BrokerConfig, registry: PluginRegistry) {
         self.config = config
         self.registry = registry
-        self.brokerConfig = config
-        brokerConfig.generateCertificates = false
     }
 
     mutating func run(into report: inout ReportBuilder) {
@@ -101,8 +95,8 @@ private struct PluginWalk {
         report.line("Listeners:")
         var securityLines: [String] = []
         var sections = Set<String>()
-        for (index, listener) in config.effectiveListeners.enumerated() {
-            listenerLines(listener, index: index, into: &report)
+        for listener in config.effectiveListeners {
+            listenerLines(listener, into: &report)
             let key = config.perListenerSettings ? "\(listener.file):\(listener.line):\(listener.port)" : "global"
             if sections.insert(key).inserted {
                 securityLines += securitySection(listener, into: &report)
@@ -141,8 +135,8 @@ private struct PluginWalk {
         // nothing: it stops at the first error, which would repeat one of theirs).
         guard report.errors.isEmpty else { return }
         do {
-            _ = try Broker(config: brokerConfig, logger: Logger(label: "midge.check-config"), registry: registry,
-                           group: group)
+            _ = try Broker(config: config, logger: Logger(label: "midge.check-config"), registry: registry,
+                           group: group, checkOnly: true)
         } catch {
             report.error(error)
         }
@@ -150,7 +144,7 @@ private struct PluginWalk {
 
     // MARK: Listeners
 
-    mutating func listenerLines(_ listener: ListenerConfig, index: Int, into report: inout ReportBuilder) {
+    func listenerLines(_ listener: ListenerConfig, into report: inout ReportBuilder) {
         var facts = [listener.protocolName, listener.tls.isEmpty ? "plain TCP" : "TLS",
                      "max_connections \(listener.maxConnections < 0 ? "unlimited" : String(listener.maxConnections))"]
         if listener.maxQoS != 2 { facts.append("max_qos \(listener.maxQoS)") }
@@ -165,35 +159,21 @@ private struct PluginWalk {
         } catch {
             report.error(error)
         }
-        guard !listener.tls.isEmpty else { return }
-        var tls = listener.tls
-        if config.generateCertificates {
-            switch CertificatePlan(listener) {
-            case .none:
-                break
-            case .reuse(let directory):
-                tls["certfile"] = ConfigCheckPaths.join(directory, DefaultCertificates.serverCertificateFile)
-                tls["keyfile"] = ConfigCheckPaths.join(directory, DefaultCertificates.serverKeyFile)
-                brokerConfig.listeners[index].tls = tls
-                report.line("    generate_certificates: certfile and keyfile are missing; would use the certificates generated earlier in \(directory)")
-            case .generate(let directory, let reason):
-                brokerConfig.listeners[index].tls = [:]
-                report.line("    generate_certificates: would generate a CA and a server certificate in \(directory)\(reason) (not checked further)")
-                return
-            case .failure(let message):
-                report.error(ConfigError(file: listener.file, line: listener.line,
-                                         message: "listener \(listener.port): cannot generate certificates: \(message)"))
-                return
-            }
-        }
+        let tls = listener.tls
         let files = ["certfile", "keyfile", "cafile", "capath", "crlfile"].compactMap { key in tls[key].map { "\(key) \($0)" } }
         if !files.isEmpty { report.line("    \(files.joined(separator: ", "))") }
         if tls["require_certificate"] == "true" { report.line("    require_certificate true") }
         do {
-            _ = try TLSTransport(port: listener.port, bindAddress: listener.bindAddress, noDelay: config.setTCPNoDelay,
-                                 name: String(listener.port), directives: tls,
-                                 origin: PluginOptions.Origin(file: listener.file, line: listener.line),
-                                 logger: Logger(label: "midge.tls"))
+            let stack = try ListenerStack.make(listener, config: config, registry: registry) { [config] name in
+                Broker.pluginContext(name, config: config, checkOnly: true)
+            }
+            let names = [ListenerStack.listenerName]
+                + (tls.isEmpty ? [] : [ListenerStack.tlsName])
+                + (listener.protocolName == "websockets" ? [ListenerStack.webSocketName] : [])
+            report.line("    plugins: \(names.joined(separator: " -> "))")
+            for plugin in stack.plugins {
+                for line in (plugin as? any ConfigCheckDescribing)?.checkReport ?? [] { report.line("    \(line)") }
+            }
         } catch {
             report.error(error)
         }
@@ -223,8 +203,9 @@ private struct PluginWalk {
         for (number, pluginConfig) in chain.enumerated() {
             let what: String
             do {
-                let result = try Broker.makeChain(SecurityConfig(plugins: [pluginConfig]), registry: registry,
-                                                  config: config)
+                let result = try Broker.makeChain(SecurityConfig(plugins: [pluginConfig]), registry: registry) { [config] name in
+                    Broker.pluginContext(name, config: config, checkOnly: true)
+                }
                 what = result.plugins.first.map(Self.kinds) ?? "?"
                 made += zip(result.plugins, result.configs).map { (plugin: $0, config: $1) }
             } catch {
@@ -243,7 +224,9 @@ private struct PluginWalk {
     func implicitHookLines(into report: inout ReportBuilder) {
         report.line("Implicit hooks:")
         do {
-            let entries = try Broker.implicitHooks(config: config, registry: registry)
+            let entries = try Broker.implicitHooks(config: config, registry: registry) { [config] name in
+                Broker.pluginContext(name, config: config, checkOnly: true)
+            }
             if entries.isEmpty { report.line("  none") }
             for entry in entries { report.line("  \(entry.name): \(Self.kinds(entry.hook))") }
         } catch {
@@ -324,93 +307,6 @@ private struct PluginWalk {
     }
 
     static func place(_ file: String, _ line: Int) -> String { line > 0 ? "\(file):\(line)" : file }
-}
-
-/// What `generate_certificates true` would do for a TLS listener (`Broker.withGeneratedCertificates` and
-/// `DefaultCertificates.ensure`), found out without creating or writing anything.
-enum CertificatePlan: Equatable {
-    /// The listener's certfile or keyfile exists (or is not set): nothing is generated.
-    case none
-    /// A complete `server.crt` and `server.key` pair from an earlier start is in this directory.
-    case reuse(String)
-    /// A CA and a server certificate would be written to this directory; `reason` says why it is the fallback.
-    case generate(String, reason: String)
-    /// Start-up would fail.
-    case failure(String)
-
-    init(_ listener: ListenerConfig, environment: [String: String] = ProcessInfo.processInfo.environment) {
-        let manager = FileManager.default
-        guard let certfile = listener.tls["certfile"], let keyfile = listener.tls["keyfile"],
-              !manager.fileExists(atPath: certfile), !manager.fileExists(atPath: keyfile) else {
-            self = .none
-            return
-        }
-        let directory = directoryOf(certfile)
-        let fallback = environment["MIDGE_STATE_DIR"]
-            ?? ((environment["TMPDIR"] ?? "/tmp") as NSString).appendingPathComponent("midge-state")
-        if let found = Self.existing(in: directory) {
-            self = found
-            return
-        }
-        do {
-            _ = try DefaultCertificates.serverNames(environment: environment)
-        } catch {
-            self = .failure("\(error)")
-            return
-        }
-        if Self.writable(directory) {
-            self = Self.caProblem(in: [directory]).map(Self.failure) ?? .generate(directory, reason: "")
-        } else if let found = Self.existing(in: fallback) {
-            self = found
-        } else if Self.writable(fallback) {
-            self = Self.caProblem(in: [fallback, directory]).map(Self.failure)
-                ?? .generate(fallback, reason: " (\(directory) is not writable)")
-        } else {
-            self = .failure("neither \(directory) nor the fallback \(fallback) is writable")
-        }
-    }
-
-    /// `.reuse` for a complete server pair in `directory`, `.failure` for half of one, nil for none.
-    private static func existing(in directory: String) -> CertificatePlan? {
-        let certificate = ConfigCheckPaths.join(directory, DefaultCertificates.serverCertificateFile)
-        let key = ConfigCheckPaths.join(directory, DefaultCertificates.serverKeyFile)
-        switch (FileManager.default.fileExists(atPath: certificate), FileManager.default.fileExists(atPath: key)) {
-        case (true, true): return .reuse(directory)
-        case (true, false): return .failure("\(certificate) exists but \(key) does not: supply both, or remove \(certificate) to generate new ones")
-        case (false, true): return .failure("\(key) exists but \(certificate) does not: supply both, or remove \(key) to generate new ones")
-        case (false, false): return nil
-        }
-    }
-
-    /// The first of `directories` with a CA certificate but no CA key (which cannot sign), as an error message.
-    private static func caProblem(in directories: [String]) -> String? {
-        for directory in directories {
-            let certificate = ConfigCheckPaths.join(directory, DefaultCertificates.caCertificateFile)
-            let key = ConfigCheckPaths.join(directory, DefaultCertificates.caKeyFile)
-            guard FileManager.default.fileExists(atPath: certificate) else { continue }
-            return FileManager.default.fileExists(atPath: key) ? nil
-                : "\(certificate) exists without \(key), so no server certificate can be signed"
-        }
-        return nil
-    }
-
-    /// Whether files could be created in `path`: it, or the nearest directory above it that exists, is
-    /// writable (start-up would create the missing ones).
-    private static func writable(_ path: String) -> Bool {
-        var current = path
-        while !FileManager.default.fileExists(atPath: current) {
-            let parent = directoryOf(current)
-            if parent == current { return false }
-            current = parent
-        }
-        return access(current, W_OK | X_OK) == 0
-    }
-}
-
-private enum ConfigCheckPaths {
-    static func join(_ directory: String, _ name: String) -> String {
-        directory.hasSuffix("/") ? directory + name : directory + "/" + name
-    }
 }
 
 extension ConfigCheck {

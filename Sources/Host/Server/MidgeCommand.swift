@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
+import PluginAPI
 import ServiceLifecycle
 
 /// `midge`: an MQTT broker that reads mosquitto.conf and takes Mosquitto's flags.
@@ -8,25 +10,35 @@ import ServiceLifecycle
 public struct MidgeCommand: AsyncParsableCommand {
     public static let version = "0.1.0"
 
-    public static let configuration = CommandConfiguration(
-        commandName: "midge",
-        abstract: "Midge, an MQTT 3.1, 3.1.1 and 5.0 broker.",
-        discussion: """
-            Reads Mosquitto's configuration syntax. Without -c it starts in local only mode: listening on \
-            127.0.0.1 and ::1, port 1883 (or the -p ports), anonymous clients allowed. SIGHUP reloads \
-            password files, ACL files and databases; SIGTERM and SIGINT stop gracefully.
+    /// The plugins this `midge` was composed with (`MidgeMain.run(registry:)` sets them before parsing).
+    static let registryBox = NIOLockedValueBox(PluginRegistry())
+    static var registry: PluginRegistry {
+        get { registryBox.withLockedValue { $0 } }
+        set { registryBox.withLockedValue { $0 = newValue } }
+    }
 
-            Administration:
-              midge check-config [-c FILE | --config-dir DIR]   (check a configuration, print what would run)
-              midge passwd [-c | -D | -U] [-b] [-H sha512|sha512-pbkdf2] [-I N] FILE USER [PASSWORD]
-              midge scram [-c] [-D] [-I N] FILE USER [PASSWORD]   (SCRAM-SHA-256 credentials)
-              midge users --db FILE init | add [--superuser] USER [PASSWORD] | del USER | list | passwd USER
-              midge acl --db FILE add USER|'*'|--anonymous read|write|readwrite|deny TOPIC | del ID | list
+    public static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: "midge",
+            abstract: "Midge, an MQTT 3.1, 3.1.1 and 5.0 broker.",
+            discussion: """
+                Reads Mosquitto's configuration syntax. Without -c it starts in local only mode: listening on \
+                127.0.0.1 and ::1, port 1883 (or the -p ports), anonymous clients allowed. SIGHUP reloads \
+                password files, ACL files and databases; SIGTERM and SIGINT stop gracefully.
 
-            Environment (precedence: flags, then these, then the config file, then defaults):
-            """ + EnvironmentOverrides.documented.map { "  \($0.name): \($0.meaning)" }.joined(separator: "\n"),
-        version: version
-    )
+                Administration:
+
+                """ + AdminTools.commands(in: registry).map { "  midge \($0.usage)" }.joined(separator: "\n") + """
+
+
+                Plugins: \(registry.names.joined(separator: ", "))
+
+                Environment (precedence: flags, then these, then the config file, then defaults):
+
+                """ + EnvironmentOverrides.documented.map { "  \($0.name): \($0.meaning)" }.joined(separator: "\n"),
+            version: version
+        )
+    }
 
     @Option(name: [.customShort("c"), .customLong("config-file")], help: "Load the configuration from FILE.")
     var configFile: String?
@@ -57,7 +69,8 @@ public struct MidgeCommand: AsyncParsableCommand {
     /// Loads the config and runs the broker until SIGTERM or SIGINT.
     public func execute() async throws {
         if testConfig {
-            let status = CheckConfig.run(configFile: configFile, configDirectory: configDirectory, ports: ports)
+            let status = CheckConfig.run(configFile: configFile, configDirectory: configDirectory, ports: ports,
+                                         registry: Self.registry)
             if status != 0 { throw ExitCode(status) }
             return
         }
@@ -69,7 +82,7 @@ public struct MidgeCommand: AsyncParsableCommand {
         for note in Self.notYetHonoured(config) { logger.warning("\(note)") }
         let broker: Broker
         do {
-            broker = try Broker(config: config, logger: logger)
+            broker = try Broker(config: config, logger: logger, registry: Self.registry)
         } catch {
             logger.error("\(error)")
             throw ExitCode(3)

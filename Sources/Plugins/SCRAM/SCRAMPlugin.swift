@@ -23,7 +23,9 @@ public final class SCRAMPlugin: EnhancedAuthenticationPlugin, ReloadablePlugin, 
     /// Registry entry.
     public static let descriptor = PluginDescriptor(
         name: "scram",
-        summary: "MQTT 5.0 enhanced authentication SCRAM-SHA-256, users from a file `midge scram` writes"
+        summary: "MQTT 5.0 enhanced authentication SCRAM-SHA-256, users from a file `midge scram` writes",
+        commands: [PluginCommand(name: "scram", usage: "scram [-c] [-D] [-I N] FILE USER [PASSWORD]   (SCRAM-SHA-256 credentials)",
+                                 run: SCRAMTool.run(arguments:))]
     ) { options, context in
         try SCRAMPlugin(options: &options, context: context)
     }

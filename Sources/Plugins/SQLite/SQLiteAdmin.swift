@@ -12,6 +12,21 @@ public enum SQLiteAdmin {
         run(arguments: arguments, io: .standard)
     }
 
+    /// `midge acl --db FILE add ...` is `midge users --db FILE acl add ...`.
+    public static func runACL(arguments: [String]) throws -> Int32 {
+        var options: [String] = []
+        var words = arguments[...]
+        while let first = words.first, first.hasPrefix("--"), first != "--anonymous" {
+            options.append(first)
+            words = words.dropFirst()
+            if first == "--db", let value = words.first {
+                options.append(value)
+                words = words.dropFirst()
+            }
+        }
+        return try run(arguments: options + ["acl"] + words)
+    }
+
     static let usage = """
         usage: midge users --db FILE COMMAND
 

@@ -88,8 +88,12 @@ public import PluginAPI
 /// connection, so prepared statements are reused without locking and a reload is serialized with lookups.
 public final class SQLitePlugin: AuthenticationPlugin, AuthorizationPlugin, ReloadablePlugin, @unchecked Sendable {
     /// Registry entry.
-    public static let descriptor = PluginDescriptor(name: "sqlite", summary: "users and ACLs in a SQLite database") {
-        options, context in
+    public static let descriptor = PluginDescriptor(name: "sqlite", summary: "users and ACLs in a SQLite database", commands: [
+        PluginCommand(name: "users", usage: "users --db FILE init | add [--superuser] USER [PASSWORD] | del USER | list | passwd USER",
+                      run: SQLiteAdmin.run(arguments:)),
+        PluginCommand(name: "acl", usage: "acl --db FILE add USER|'*'|--anonymous read|write|readwrite|deny TOPIC | del ID | list",
+                      run: SQLiteAdmin.runACL(arguments:)),
+    ]) { options, context in
         try SQLitePlugin(options: &options, context: context)
     }
 

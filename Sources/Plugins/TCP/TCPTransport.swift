@@ -1,27 +1,39 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 public import PluginAPI
 
-/// The `tcp` transport: a plain MQTT listener on a port.
-public final class TCPTransport: TransportPlugin, @unchecked Sendable {
+/// The `tcp` listener: binds a port and accepts TCP connections. Every listener is one, whatever speaks on
+/// it: TLS and WebSocket are decorators the host wraps around the connections it accepts.
+public final class TCPTransport: TransportPlugin, Sendable {
     /// Registry entry.
-    public static let descriptor = PluginDescriptor(name: "tcp", summary: "plain TCP listener") { options, _ in
+    public static let descriptor = PluginDescriptor(name: "tcp", summary: "TCP listener", kind: .listener) { options, _ in
         try TCPTransport(options: &options)
     }
 
     let host: String
+    /// No `bind_address` given: `::`, or `0.0.0.0` on hosts without IPv6.
+    let ipv4Fallback: Bool
     let port: Int
     let noDelay: Bool
     let name: String
-    private var channel: (any Channel)?
+    private let channel = NIOLockedValueBox<(any Channel)?>(nil)
 
-    /// Options: `port` (required), `bind_address` (default all interfaces), `set_tcp_nodelay`, `name`.
+    /// Options: `port` (required), `bind_address` (default every interface: IPv6 and IPv4, or IPv4 alone
+    /// where there is no IPv6), `set_tcp_nodelay`, `name` (for logs and `ClientInfo.listener`; default the
+    /// port).
     public init(options: inout PluginOptions) throws {
         guard let port = try options.int("port"), (0...65535).contains(port) else {
-            throw PluginError(pluginName: "tcp", message: "option 'port' must be a port number")
+            throw PluginError(pluginName: options.pluginName, message: "option 'port' must be a port number")
         }
         self.port = port
-        self.host = options.string("bind_address") ?? "0.0.0.0"
+        if let address = options.string("bind_address") {
+            host = address
+            ipv4Fallback = false
+        } else {
+            host = "::"
+            ipv4Fallback = true
+        }
         self.noDelay = try options.bool("set_tcp_nodelay") ?? false
         self.name = options.string("name") ?? String(port)
         try options.finish()
@@ -39,12 +51,22 @@ public final class TCPTransport: TransportPlugin, @unchecked Sendable {
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256,
                                                                                        maximum: 65536))
             .childChannelInitializer { channel in initializer(channel, facts) }
-        let channel = try await bootstrap.bind(host: host, port: port).get()
-        self.channel = channel
-        return channel.localAddress?.port ?? port
+        let bound: any Channel
+        do {
+            bound = try await bootstrap.bind(host: host, port: port).get()
+        } catch {
+            // Some hosts have no IPv6: listen on IPv4's any-address instead.
+            guard ipv4Fallback, let fallback = try? await bootstrap.bind(host: "0.0.0.0", port: port).get() else {
+                throw error
+            }
+            bound = fallback
+        }
+        channel.withLockedValue { $0 = bound }
+        return bound.localAddress?.port ?? port
     }
 
     public func close() async {
-        try? await channel?.close()
+        let bound = channel.withLockedValue { $0 }
+        try? await bound?.close()
     }
 }

@@ -31,6 +31,12 @@ public enum DefaultCertificates {
     public static let caValidDays = 3650
     public static let serverValidDays = 825
 
+    /// Where certificates go when the configuration directory is read-only (a mounted ConfigMap):
+    /// `MIDGE_STATE_DIR`, else `$TMPDIR/midge-state` (`/tmp/midge-state`).
+    public static func fallbackDirectory(environment: [String: String]) -> String {
+        environment["MIDGE_STATE_DIR"] ?? join(environment["TMPDIR"] ?? "/tmp", "midge-state")
+    }
+
     /// Where the certificates are, and whether this call made them.
     public struct Files: Sendable, Equatable {
         /// The directory holding `server.crt` and `server.key`.

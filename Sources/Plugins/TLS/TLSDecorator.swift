@@ -5,89 +5,115 @@ import NIOPosix
 import NIOSSL
 public import PluginAPI
 
-/// The `tls` transport: a TCP listener whose connections speak TLS (BoringSSL, through NIOSSL) before MQTT.
+/// The `tls` decorator: the connections of any listener speak TLS (BoringSSL, through NIOSSL) before what
+/// comes next (MQTT, or WebSocket for `wss://`).
 ///
 /// Configured by Mosquitto's listener directives: `certfile` and `keyfile` (required), `cafile`, `capath`,
 /// `crlfile`, `require_certificate`, `use_identity_as_username`, `use_subject_as_username`, `tls_version`,
-/// `ciphers`, `ciphers_tls1.3` (and `dhparamfile`, accepted and ignored). Every file is read and checked when
-/// the transport is created, so a missing, unreadable or mismatched certificate or key, or a cipher string
-/// BoringSSL refuses, stops start-up with a message naming the directive and the file.
+/// `ciphers`, `ciphers_tls1.3` (and `dhparamfile`, accepted and ignored), plus `name` (the listener's name,
+/// for logs) and `generate_certificates` (`true`: when certfile and keyfile are both missing, a CA and a
+/// server certificate are made for this instance, see `DefaultCertificates`). Every file is read and checked
+/// when the decorator is created, so a missing, unreadable or mismatched certificate or key, or a cipher
+/// string BoringSSL refuses, stops start-up with a message naming the directive and the file.
 ///
-/// Each accepted connection gets `NIOSSLServerHandler` first; once the handshake is done, the host's
+/// Each accepted connection gets `NIOSSLServerHandler` first; once the handshake is done, the next layer's
 /// initializer runs with `ConnectionFacts` that carry the client certificate's subject and common name. A
 /// client that does not finish the handshake within 30 s is disconnected.
 ///
 /// `reload()` (SIGHUP) reads certificate, key, CAs and CRL again: new handshakes use them, connected clients
 /// keep their session, and a failure keeps the previous state.
-public final class TLSTransport: TransportPlugin, ReloadablePlugin, @unchecked Sendable {
+public final class TLSDecorator: ConnectionDecoratorPlugin, ReloadablePlugin, ConfigCheckDescribing,
+                                 @unchecked Sendable {  // `handshakeTimeout`: set by tests before `decorate`
     /// Registry entry.
-    public static let descriptor = PluginDescriptor(name: "tls", summary: "TLS listener (BoringSSL)") { options, context in
-        try TLSTransport(options: &options, logger: context.logger)
+    public static let descriptor = PluginDescriptor(name: "tls", summary: "TLS on a listener's connections (BoringSSL)",
+                                                    kind: .connectionDecorator) { options, context in
+        try TLSDecorator.make(options: &options, context: context)
     }
 
     /// How long a client has by default to complete the TLS handshake.
     public static let defaultHandshakeTimeout: TimeAmount = .seconds(30)
-    /// How long a client has to complete the TLS handshake (set before `listen`).
-    var handshakeTimeout = TLSTransport.defaultHandshakeTimeout
+    /// How long a client has to complete the TLS handshake (set before `decorate`).
+    public var handshakeTimeout = TLSDecorator.defaultHandshakeTimeout
 
-    let host: String
-    let ipv4Fallback: Bool
-    let port: Int
-    let noDelay: Bool
     let name: String
     let settings: TLSSettings
     let logger: Logger
     let origin: PluginOptions.Origin?
-    private let current: NIOLockedValueBox<TLSServerState>
-    private let channel = NIOLockedValueBox<(any Channel)?>(nil)
+    /// Nil only under `midge check-config` when start-up would generate the certificates.
+    private let current: NIOLockedValueBox<TLSServerState?>
+    /// What `midge check-config` reports.
+    public let checkReport: [String]
 
-    /// Options: the tcp transport's (`port` required, `bind_address`, `set_tcp_nodelay`, `name`) plus the
-    /// TLS directives above. Without `bind_address` it listens on `::`, or `0.0.0.0` where there is no IPv6.
-    public convenience init(options: inout PluginOptions, logger: Logger) throws {
-        try self.init(options: &options, origin: nil, logger: logger)
+    /// A decorator made from a listener's TLS directives (as `directives`, the way a config gives them):
+    /// `name` names the listener in logs, `origin` is its `listener` line for error messages.
+    public convenience init(directives: [String: String], name: String, origin: PluginOptions.Origin?,
+                            logger: Logger) throws {
+        var options = PluginOptions(pluginName: "tls", entries:
+            [("name", name, origin)] + directives.sorted { $0.key < $1.key }.map { ($0.key, $0.value, origin) })
+        try self.init(options: &options, context: PluginContext(logger: logger, configDirectory: "."))
     }
 
-    /// A listener's transport, as the host makes it from `ListenerConfig`: `directives` are its raw TLS
-    /// directives (`ListenerConfig.tls`); `bindAddress` nil listens on every interface (IPv6 and IPv4, or IPv4
-    /// only where there is no IPv6); `origin` is the `listener` line, for error messages.
-    public convenience init(port: Int, bindAddress: String?, noDelay: Bool, name: String,
-                            directives: [String: String], origin: PluginOptions.Origin?, logger: Logger) throws {
-        var entries: [(key: String, value: String, origin: PluginOptions.Origin?)] = [
-            ("port", String(port), origin), ("set_tcp_nodelay", noDelay ? "true" : "false", origin), ("name", name, origin),
-        ]
-        if let bindAddress { entries.append(("bind_address", bindAddress, origin)) }
-        entries += directives.sorted { $0.key < $1.key }.map { ($0.key, $0.value, origin) }
-        var options = PluginOptions(pluginName: "tls", entries: entries)
-        try self.init(options: &options, origin: origin, logger: logger)
+    /// Options: the TLS directives above, `name`, `generate_certificates`.
+    public convenience init(options: inout PluginOptions, context: PluginContext) throws {
+        try self.init(options: &options, context: context, check: nil)
     }
 
-    private init(options: inout PluginOptions, origin: PluginOptions.Origin?, logger: Logger) throws {
+    private static func make(options: inout PluginOptions, context: PluginContext) throws -> TLSDecorator {
+        try TLSDecorator(options: &options, context: context, check: context.checkOnly ? [] : nil)
+    }
+
+    /// `check` is non-nil under `midge check-config`: nothing is written, and what start-up would generate is
+    /// reported instead.
+    private init(options: inout PluginOptions, context: PluginContext, check: [String]?) throws {
+        let origin = options.origin(of: "certfile") ?? options.origin(of: "name")
         func located(_ error: PluginError) -> PluginError {
             var error = error
             if error.origin == nil { error.origin = origin }
             return error
         }
+        let logger = context.logger
+        let name: String
+        var settings: TLSSettings
+        let generate: Bool
         do {
-            guard let port = try options.int("port"), (0...65535).contains(port) else {
-                throw PluginError(pluginName: "tls", message: "option 'port' must be a port number")
-            }
-            self.port = port
-            if let address = options.string("bind_address") {
-                host = address
-                ipv4Fallback = false
-            } else {
-                host = "::"
-                ipv4Fallback = true
-            }
-            noDelay = try options.bool("set_tcp_nodelay") ?? false
-            name = options.string("name") ?? String(port)
+            name = options.string("name") ?? "tls"
+            generate = try options.bool("generate_certificates") ?? false
             settings = try TLSSettings(options: &options)
             try options.finish()
         } catch let error as PluginError {
             throw located(error)
         }
+        var report: [String] = []
+        var loadState = true
+        if generate {
+            if check != nil {
+                switch CertificatePlan(certfile: settings.certfile, keyfile: settings.keyfile) {
+                case .none:
+                    break
+                case .reuse(let directory):
+                    settings.certfile = join(directory, DefaultCertificates.serverCertificateFile)
+                    settings.keyfile = join(directory, DefaultCertificates.serverKeyFile)
+                    report.append("generate_certificates: certfile and keyfile are missing; would use the certificates generated earlier in \(directory)")
+                case .generate(let directory, let reason):
+                    report.append("generate_certificates: would generate a CA and a server certificate in \(directory)\(reason) (not checked further)")
+                    loadState = false
+                case .failure(let message):
+                    throw located(PluginError(pluginName: "tls", message: "listener \(name): cannot generate certificates: \(message)"))
+                }
+            } else if let files = try Self.generatedCertificates(settings, name: name, logger: logger, located: located) {
+                settings.certfile = files.serverCertificate
+                settings.keyfile = files.serverKey
+            }
+        }
+        self.name = name
+        self.settings = settings
         self.logger = logger
         self.origin = origin
+        self.checkReport = report
+        guard loadState else {
+            current = NIOLockedValueBox(nil)
+            return
+        }
         let state: TLSServerState
         do {
             state = try TLSServerState.load(settings)
@@ -103,48 +129,52 @@ public final class TLSTransport: TransportPlugin, ReloadablePlugin, @unchecked S
         }
     }
 
+    /// `generate_certificates true`: when certfile and keyfile are both missing, a CA and a server
+    /// certificate made for this instance, in the directory of the certfile, or, when that directory is
+    /// read-only (a mounted ConfigMap), in `MIDGE_STATE_DIR` (default `$TMPDIR/midge-state`). Existing files
+    /// are never replaced. Nil when the listener's own files exist.
+    private static func generatedCertificates(_ settings: TLSSettings, name: String, logger: Logger,
+                                              located: (PluginError) -> PluginError) throws -> DefaultCertificates.Files? {
+        guard !exists(settings.certfile) && !exists(settings.keyfile) else { return nil }
+        let environment = processEnvironment()
+        let files: DefaultCertificates.Files
+        do {
+            files = try DefaultCertificates.ensure(directory: parentDirectory(settings.certfile),
+                                                   writableFallback: DefaultCertificates.fallbackDirectory(environment: environment),
+                                                   environment: environment)
+        } catch {
+            throw located(PluginError(pluginName: "tls", message: "listener \(name): cannot generate certificates: \(error)"))
+        }
+        if files.generated {
+            logger.notice("Generated a CA and a server certificate for this instance in \(files.directory)\(files.usedFallback ? " (\(parentDirectory(settings.certfile)) is read-only)" : ""); names: \(files.names.joined(separator: ", ")).")
+        }
+        if let ca = files.caCertificate {
+            logger.notice("Clients verify the TLS listener on port \(name) with the CA certificate \(ca).")
+        }
+        return files
+    }
+
     /// Which certificate field names clients on this listener, if any.
     public var usernameFromCertificate: CertificateUsername? { settings.usernameFromCertificate }
 
-    public func listen(on group: any EventLoopGroup, initializer: @escaping ConnectionInitializer) async throws -> Int {
-        let baseFacts = ConnectionFacts(listener: name, usernameFromCertificate: settings.usernameFromCertificate)
+    public func decorate(_ next: @escaping ConnectionInitializer) -> ConnectionInitializer {
         let current = self.current
         let logger = self.logger
         let handshakeTimeout = self.handshakeTimeout
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 1024)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: noDelay ? 1 : 0)
-            .childChannelOption(.maxMessagesPerRead, value: 16)
-            // As the tcp transport: a small receive buffer for idle clients, grown for busy ones.
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256,
-                                                                                       maximum: 65536))
-            .childChannelInitializer { channel in
-                let state = current.withLockedValue { $0 }
-                return channel.eventLoop.makeCompletedFuture {
-                    let ssl = try Self.makeServerHandler(state: state, channel: channel, listener: baseFacts.listener,
-                                                         logger: logger)
-                    try channel.pipeline.syncOperations.addHandler(ssl)
-                    try channel.pipeline.syncOperations.addHandler(
-                        TLSHandshakeGate(ssl: ssl, facts: baseFacts, initializer: initializer, logger: logger,
-                                         timeout: handshakeTimeout))
-                }
+        let usernameFromCertificate = settings.usernameFromCertificate
+        return { channel, facts in
+            var facts = facts
+            facts.usernameFromCertificate = usernameFromCertificate
+            guard let state = current.withLockedValue({ $0 }) else { return channel.close() }
+            return channel.eventLoop.makeCompletedFuture { [facts] in
+                let ssl = try Self.makeServerHandler(state: state, channel: channel, listener: facts.listener,
+                                                     logger: logger)
+                try channel.pipeline.syncOperations.addHandler(ssl)
+                try channel.pipeline.syncOperations.addHandler(
+                    TLSHandshakeGate(ssl: ssl, facts: facts, initializer: next, logger: logger,
+                                     timeout: handshakeTimeout))
             }
-        let bound: any Channel
-        do {
-            bound = try await bootstrap.bind(host: host, port: port).get()
-        } catch {
-            // Some hosts have no IPv6: listen on IPv4's any-address instead.
-            guard ipv4Fallback else { throw error }
-            bound = try await bootstrap.bind(host: "0.0.0.0", port: port).get()
         }
-        channel.withLockedValue { $0 = bound }
-        return bound.localAddress?.port ?? port
-    }
-
-    public func close() async {
-        let bound = channel.withLockedValue { $0 }
-        try? await bound?.close()
     }
 
     /// certfile, keyfile, cafile and crlfile (capath is a directory: SIGHUP reloads it).

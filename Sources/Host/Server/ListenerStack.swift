@@ -1,0 +1,78 @@
+import Logging
+import PluginAPI
+
+/// One `listener` line, made from the registry: a listener plugin (`tcp`) and the connection decorators its
+/// directives ask for, in the order they run on an accepted connection: `tls` (for `certfile` / `keyfile`),
+/// then `websockets` (for `protocol websockets`). Mosquitto's listener directives choose them; the registry
+/// says what each name is, so a package that composes its own broker may register its own `tcp` or `tls`.
+struct ListenerStack {
+    /// The registry names the host asks for.
+    static let listenerName = "tcp"
+    static let tlsName = "tls"
+    static let webSocketName = "websockets"
+
+    let config: ListenerConfig
+    let listener: any TransportPlugin
+    /// Outermost first: `decorators[0]` runs first on an accepted channel.
+    let decorators: [any ConnectionDecoratorPlugin]
+
+    /// The listener and its decorators.
+    var plugins: [any Plugin] { [listener] + decorators }
+
+    /// What the listener runs on each accepted channel: every decorator, then `inner` (MQTT).
+    func initializer(around inner: @escaping ConnectionInitializer) -> ConnectionInitializer {
+        decorators.reversed().reduce(inner) { next, decorator in decorator.decorate(next) }
+    }
+
+    /// Makes the plugins for `listener`. Errors name the listener's line.
+    static func make(_ listener: ListenerConfig, config: BrokerConfig, registry: PluginRegistry,
+                     context: (String) -> PluginContext) throws -> ListenerStack {
+        let origin = PluginOptions.Origin(file: listener.file, line: listener.line)
+        func make(_ name: String, _ kind: PluginKind, because reason: String, _ options: [(String, String)]) throws -> any Plugin {
+            guard let descriptor = registry.descriptor(named: name) else {
+                throw ConfigError(file: listener.file, line: listener.line,
+                                  message: "listener \(listener.port): \(reason) needs the '\(name)' plugin, which this broker does not have (its plugins: \(registry.names.joined(separator: ", ")))")
+            }
+            guard descriptor.kind == kind else {
+                throw ConfigError(file: listener.file, line: listener.line,
+                                  message: "listener \(listener.port): the '\(name)' plugin is a \(descriptor.kind), not a \(kind)")
+            }
+            var pluginOptions = PluginOptions(pluginName: name, entries: options.map { ($0.0, $0.1, origin) })
+            do {
+                return try descriptor.make(&pluginOptions, context(name))
+            } catch var error as PluginError where error.origin == nil {
+                error.origin = origin
+                throw error
+            }
+        }
+        let name = String(listener.port)
+        // No address: every interface (the listener falls back to IPv4 where there is no IPv6);
+        // `socket_domain` picks one family's any-address.
+        let bindAddress = listener.bindAddress
+            ?? (listener.socketDomain == "ipv4" ? "0.0.0.0" : listener.socketDomain == "ipv6" ? "::" : nil)
+        var base: [(String, String)] = [("port", String(listener.port)),
+                                        ("set_tcp_nodelay", config.setTCPNoDelay ? "true" : "false"), ("name", name)]
+        if let bindAddress { base.append(("bind_address", bindAddress)) }
+        guard let transport = try make(listenerName, .listener, because: "a listener", base) as? any TransportPlugin else {
+            throw ConfigError(file: listener.file, line: listener.line,
+                              message: "listener \(listener.port): the '\(listenerName)' plugin is not a TransportPlugin")
+        }
+        var decorators: [(name: String, reason: String, options: [(String, String)])] = []
+        if !listener.tls.isEmpty {
+            var options = [("name", name)] + listener.tls.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            if config.generateCertificates { options.append(("generate_certificates", "true")) }
+            decorators.append((tlsName, "certfile / keyfile", options))
+        }
+        if listener.protocolName == "websockets" {
+            decorators.append((webSocketName, "protocol websockets", [("max_packet_size", String(config.maxPacketSize))]))
+        }
+        let made = try decorators.map { name, reason, options -> any ConnectionDecoratorPlugin in
+            guard let decorator = try make(name, .connectionDecorator, because: reason, options) as? any ConnectionDecoratorPlugin else {
+                throw ConfigError(file: listener.file, line: listener.line,
+                                  message: "listener \(listener.port): the '\(name)' plugin is not a ConnectionDecoratorPlugin")
+            }
+            return decorator
+        }
+        return ListenerStack(config: listener, listener: transport, decorators: made)
+    }
+}

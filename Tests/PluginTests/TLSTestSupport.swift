@@ -90,8 +90,8 @@ final class EchoTLSServer: @unchecked Sendable {
     private let sslFirst = NIOLockedValueBox<[Bool]>([])
 
     init(directives: [String: String], handshakeTimeout: TimeAmount? = nil) async throws {
-        transport = try TLSDecorator(directives: directives, name: "8883", origin: nil, logger: tlsTestLogger)
-        if let handshakeTimeout { transport.handshakeTimeout = handshakeTimeout }
+        transport = try TLSDecorator(directives: directives, name: "8883", origin: nil, logger: tlsTestLogger,
+                                     handshakeTimeout: handshakeTimeout ?? TLSDecorator.defaultHandshakeTimeout)
         listener = try plainListener(noDelay: true)
         let recorded = self.recorded
         let sslFirst = self.sslFirst

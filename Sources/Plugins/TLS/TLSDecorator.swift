@@ -22,18 +22,17 @@ public import PluginAPI
 ///
 /// `reload()` (SIGHUP) reads certificate, key, CAs and CRL again: new handshakes use them, connected clients
 /// keep their session, and a failure keeps the previous state.
-public final class TLSDecorator: ConnectionDecoratorPlugin, ReloadablePlugin, ConfigCheckDescribing,
-                                 @unchecked Sendable {  // `handshakeTimeout`: set by tests before `decorate`
+public final class TLSDecorator: ConnectionDecoratorPlugin, ReloadablePlugin, ConfigCheckDescribing, Sendable {
     /// Registry entry.
     public static let descriptor = PluginDescriptor(name: "tls", summary: "TLS on a listener's connections (BoringSSL)",
                                                     kind: .connectionDecorator) { options, context in
-        try TLSDecorator.make(options: &options, context: context)
+        try TLSDecorator(options: &options, context: context)
     }
 
     /// How long a client has by default to complete the TLS handshake.
     public static let defaultHandshakeTimeout: TimeAmount = .seconds(30)
-    /// How long a client has to complete the TLS handshake (set before `decorate`).
-    public var handshakeTimeout = TLSDecorator.defaultHandshakeTimeout
+    /// How long a client has to complete the TLS handshake.
+    public let handshakeTimeout: TimeAmount
 
     let name: String
     let settings: TLSSettings
@@ -47,24 +46,24 @@ public final class TLSDecorator: ConnectionDecoratorPlugin, ReloadablePlugin, Co
     /// A decorator made from a listener's TLS directives (as `directives`, the way a config gives them):
     /// `name` names the listener in logs, `origin` is its `listener` line for error messages.
     public convenience init(directives: [String: String], name: String, origin: PluginOptions.Origin?,
-                            logger: Logger) throws {
+                            logger: Logger, handshakeTimeout: TimeAmount = TLSDecorator.defaultHandshakeTimeout) throws {
         var options = PluginOptions(pluginName: "tls", entries:
             [("name", name, origin)] + directives.sorted { $0.key < $1.key }.map { ($0.key, $0.value, origin) })
-        try self.init(options: &options, context: PluginContext(logger: logger, configDirectory: "."))
+        try self.init(options: &options, context: PluginContext(logger: logger, configDirectory: "."), checkOnly: false,
+                      handshakeTimeout: handshakeTimeout)
     }
 
-    /// Options: the TLS directives above, `name`, `generate_certificates`.
+    /// Options: the TLS directives above, `name`, `generate_certificates`. Under `context.checkOnly` nothing
+    /// is written: what start-up would generate is reported in `checkReport` instead.
     public convenience init(options: inout PluginOptions, context: PluginContext) throws {
-        try self.init(options: &options, context: context, check: nil)
+        try self.init(options: &options, context: context, checkOnly: context.checkOnly,
+                      handshakeTimeout: Self.defaultHandshakeTimeout)
     }
 
-    private static func make(options: inout PluginOptions, context: PluginContext) throws -> TLSDecorator {
-        try TLSDecorator(options: &options, context: context, check: context.checkOnly ? [] : nil)
-    }
-
-    /// `check` is non-nil under `midge check-config`: nothing is written, and what start-up would generate is
-    /// reported instead.
-    private init(options: inout PluginOptions, context: PluginContext, check: [String]?) throws {
+    /// `checkOnly` (`midge check-config`): nothing is written, and what start-up would generate is reported
+    /// instead.
+    private init(options: inout PluginOptions, context: PluginContext, checkOnly: Bool,
+                 handshakeTimeout: TimeAmount) throws {
         let origin = options.origin(of: "certfile") ?? options.origin(of: "name")
         func located(_ error: PluginError) -> PluginError {
             var error = error
@@ -86,7 +85,7 @@ public final class TLSDecorator: ConnectionDecoratorPlugin, ReloadablePlugin, Co
         var report: [String] = []
         var loadState = true
         if generate {
-            if check != nil {
+            if checkOnly {
                 switch CertificatePlan(certfile: settings.certfile, keyfile: settings.keyfile) {
                 case .none:
                     break
@@ -106,6 +105,7 @@ public final class TLSDecorator: ConnectionDecoratorPlugin, ReloadablePlugin, Co
             }
         }
         self.name = name
+        self.handshakeTimeout = handshakeTimeout
         self.settings = settings
         self.logger = logger
         self.origin = origin

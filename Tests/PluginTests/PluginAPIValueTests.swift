@@ -22,4 +22,33 @@ import Testing
         #expect(PluginAPIVersion.current.isCompatible(withPluginBuiltAgainst: .current))
         #expect(PluginAPIVersion.current.major >= 1)
     }
+
+    @Test func decisionKindsAndReason() {
+        #expect(Decision.allow.isAllow && !Decision.allow.isDeny && !Decision.allow.isAbstain)
+        #expect(Decision.abstain.isAbstain && Decision.abstain.denyReason == nil)
+        let denied = Decision.deny(.notAuthorized)
+        #expect(denied.isDeny && denied.denyReason == .notAuthorized)
+        #expect(Decision.deny().isDeny && Decision.deny().denyReason == nil)
+        #expect(denied == .deny(.notAuthorized) && denied != .deny() && denied != .deny(.badUserNameOrPassword))
+        #expect(Decision.allow != .abstain)
+        #expect([Decision.allow.description, denied.description, Decision.deny().description,
+                 Decision.abstain.description] == ["allow", "deny(0x87)", "deny", "abstain"])
+        // Asked on every PUBLISH and delivery: a few bytes, no reference.
+        #expect(MemoryLayout<Decision>.size <= 4)
+        #expect(MemoryLayout<Access>.size == 1)
+    }
+
+    @Test func accessSwitchNeedsDefault() {
+        func name(_ access: Access) -> String {
+            switch access {
+            case .write: return "w"
+            case .read: return "r"
+            case .subscribe: return "s"
+            default: return "?"
+            }
+        }
+        #expect([Access.write, .read, .subscribe].map(name) == ["w", "r", "s"])
+        #expect(Set([Access.write, .read, .subscribe, .write]).count == 3)
+        #expect(Access.subscribe.description == "subscribe")
+    }
 }

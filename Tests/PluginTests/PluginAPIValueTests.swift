@@ -51,4 +51,26 @@ import Testing
         #expect(Set([Access.write, .read, .subscribe, .write]).count == 3)
         #expect(Access.subscribe.description == "subscribe")
     }
+
+    @Test func publishVerdictAccessors() {
+        let message = HookMessage(topic: "a/b", payload: ByteBuffer(string: "x"))
+        #expect(PublishVerdict.accept.isAccept && PublishVerdict.accept.rewrittenMessage == nil)
+        let rewrite = PublishVerdict.rewrite(message)
+        #expect(rewrite.isRewrite && rewrite.rewrittenMessage == message && !rewrite.isReject)
+        #expect(PublishVerdict.reject(.quotaExceeded).rejectReason == .quotaExceeded)
+        #expect(PublishVerdict.reject().isReject && PublishVerdict.reject().rejectReason == nil)
+        #expect(PublishVerdict.reject() != .accept && rewrite == .rewrite(message))
+    }
+
+    @Test func disconnectReasonDetailsAndDescription() {
+        let byClient = DisconnectReason.clientDisconnected(.success)
+        #expect(byClient.isClientDisconnected && byClient.reasonCode == .success && byClient.details == nil)
+        let broken = DisconnectReason.protocolError(.protocolError, "second CONNECT")
+        #expect(broken.isProtocolError && broken.reasonCode == .protocolError && broken.details == "second CONNECT")
+        #expect(DisconnectReason.connectionLost.reasonCode == nil && !DisconnectReason.takenOver.isProtocolError)
+        #expect(DisconnectReason.keepAliveTimeout != .serverShutdown && DisconnectReason.notAuthorized == .notAuthorized)
+        // Hooks that log a reason print its name, as they did when it was an enum.
+        #expect(["\(byClient)", "\(DisconnectReason.connectionLost)", "\(broken)"]
+                == ["clientDisconnected(0x0)", "connectionLost", "protocolError(0x82, \"second CONNECT\")"])
+    }
 }

@@ -73,4 +73,14 @@ import Testing
         #expect(["\(byClient)", "\(DisconnectReason.connectionLost)", "\(broken)"]
                 == ["clientDisconnected(0x0)", "connectionLost", "protocolError(0x82, \"second CONNECT\")"])
     }
+
+    @Test func authenticationStepAccessors() {
+        let challenge = AuthenticationStep.challenge(ByteBuffer(string: "c"))
+        #expect(challenge.isChallenge && challenge.data == ByteBuffer(string: "c") && challenge.failureReason == nil)
+        let success = AuthenticationStep.success(data: nil, username: "alice")
+        #expect(success.isSuccess && success.data == nil && success.username == "alice")
+        let failure = AuthenticationStep.failure(.notAuthorized)
+        #expect(failure.isFailure && failure.failureReason == .notAuthorized && failure.data == nil)
+        #expect(failure == .failure(.notAuthorized) && failure != .failure(.badAuthenticationMethod))
+    }
 }

@@ -83,4 +83,13 @@ import Testing
         #expect(failure.isFailure && failure.failureReason == .notAuthorized && failure.data == nil)
         #expect(failure == .failure(.notAuthorized) && failure != .failure(.badAuthenticationMethod))
     }
+
+    @Test func certificateUsernameCompares() {
+        #expect(CertificateUsername.commonName != .subject)
+        #expect(ConnectionFacts(listener: "l", certificateSubject: "CN=a,O=b", certificateCommonName: "a",
+                                usernameFromCertificate: .commonName).certificateUsername == "a")
+        #expect(ConnectionFacts(listener: "l", certificateSubject: "CN=a,O=b", certificateCommonName: "a",
+                                usernameFromCertificate: .subject).certificateUsername == "CN=a,O=b")
+        #expect(ConnectionFacts(listener: "l", certificateSubject: "CN=a").certificateUsername == nil)
+    }
 }

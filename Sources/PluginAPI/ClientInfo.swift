@@ -43,14 +43,39 @@ public struct Credentials: Sendable {
     }
 }
 
-/// What a client wants to do with a topic.
-public enum Access: Hashable, Sendable {
+/// What a client wants to do with a topic: `.write`, `.read` or `.subscribe`.
+///
+/// A struct rather than an enum: MQTT has more operations on topics than these three (Mosquitto's plugins,
+/// for one, are also asked about UNSUBSCRIBE), and a later minor version of the API may ask about them
+/// without breaking plugins (see `PluginAPIVersion`). Compare with `==`, or `switch` over the accesses a
+/// plugin knows and end with `default:`; an authorization plugin answers `.abstain` (or `.deny`) to an
+/// access it does not know.
+public struct Access: Hashable, Sendable, CustomStringConvertible {
+    @usableFromInline
+    enum Code: UInt8, Hashable, Sendable {
+        case write, read, subscribe
+    }
+
+    @usableFromInline let code: Code
+
+    @inlinable
+    init(_ code: Code) { self.code = code }
+
     /// Publish to a topic name.
-    case write
+    @inlinable public static var write: Access { Access(.write) }
     /// Receive a message on a topic name (checked at every delivery).
-    case read
+    @inlinable public static var read: Access { Access(.read) }
     /// Subscribe to a topic filter.
-    case subscribe
+    @inlinable public static var subscribe: Access { Access(.subscribe) }
+
+    /// `write`, `read` or `subscribe`.
+    public var description: String {
+        switch code {
+        case .write: return "write"
+        case .read: return "read"
+        case .subscribe: return "subscribe"
+        }
+    }
 }
 
 extension SocketAddress {

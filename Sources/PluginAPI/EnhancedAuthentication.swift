@@ -58,20 +58,61 @@ extension AuthenticationConversation {
     public func end() {}
 }
 
-/// What a conversation answers to one step of the client.
-public enum AuthenticationStep: Sendable {
+/// What a conversation answers to one step of the client: `.challenge(data)`, `.success(data:username:)` or
+/// `.failure(code)`.
+///
+/// A struct rather than an enum: the three outcomes are those of MQTT 5.0 section 4.12, but what each carries
+/// may grow (AUTH and CONNACK can also carry a reason string and user properties), and a later minor version
+/// of the API can add that without breaking plugins (see `PluginAPIVersion`). Make one with the static
+/// functions; inspect one with the accessors (`isChallenge`, `data`, `failureReason`, ...) or `==`.
+public struct AuthenticationStep: Hashable, Sendable {
+    private enum Code: UInt8, Hashable, Sendable {
+        case challenge, success, failure
+    }
+
+    private let code: Code
+    /// The Authentication Data of a challenge or a success; nil when it carries none, and for a failure.
+    public let data: ByteBuffer?
+    /// The user name a success established; nil when it keeps the CONNECT's, and for the other steps.
+    public let username: String?
+    private let reason: ReasonCode?
+
+    private init(_ code: Code, data: ByteBuffer? = nil, username: String? = nil, reason: ReasonCode? = nil) {
+        self.code = code
+        self.data = data
+        self.username = username
+        self.reason = reason
+    }
+
     /// The client must answer: the host sends AUTH 0x18 (continue authentication) carrying this data (none
     /// when nil) and waits for the client's next AUTH.
-    case challenge(ByteBuffer?)
+    public static func challenge(_ data: ByteBuffer?) -> AuthenticationStep {
+        AuthenticationStep(.challenge, data: data)
+    }
+
     /// The client is authenticated. `data`, if any, goes to the client in the CONNACK (or, at
     /// re-authentication, the AUTH 0x00) that ends the exchange, e.g. a server signature the client checks.
     /// `username` is the user name the method established: authorization plugins see it in
     /// `ClientInfo.username`; nil keeps the CONNECT's user name (as Mosquitto does when a plugin sets none).
     /// At re-authentication a user name different from the established one fails the exchange with 0x87: a
     /// client may prove its identity again, not change it.
-    case success(data: ByteBuffer?, username: String?)
+    public static func success(data: ByteBuffer?, username: String?) -> AuthenticationStep {
+        AuthenticationStep(.success, data: data, username: username)
+    }
+
     /// The client is refused with this reason code: CONNACK at connect time, DISCONNECT at
     /// re-authentication. A code that packet cannot carry (for example 0x86 in a DISCONNECT, or any code
     /// below 0x80) is sent as 0x87 (not authorized).
-    case failure(ReasonCode)
+    public static func failure(_ code: ReasonCode) -> AuthenticationStep {
+        AuthenticationStep(.failure, reason: code)
+    }
+
+    /// Whether this is a `.challenge`.
+    public var isChallenge: Bool { code == .challenge }
+    /// Whether this is a `.success`.
+    public var isSuccess: Bool { code == .success }
+    /// Whether this is a `.failure`.
+    public var isFailure: Bool { code == .failure }
+    /// The reason code of a `.failure(code)`; nil for the other steps.
+    public var failureReason: ReasonCode? { code == .failure ? reason : nil }
 }

@@ -37,7 +37,7 @@ public struct HookEvents: OptionSet, Hashable, Sendable {
 }
 
 /// An application message as hooks see it. A publish hook may return a changed copy.
-public struct HookMessage: Sendable {
+public struct HookMessage: Hashable, Sendable {
     /// The topic name (after a client's topic alias was resolved).
     public var topic: String
     /// The payload bytes.
@@ -80,16 +80,47 @@ public struct HookMessage: Sendable {
     }
 }
 
-/// What a publish hook decides about a message.
-public enum PublishVerdict: Sendable {
+/// What a publish hook decides about a message: `.accept`, `.rewrite(message)` or `.reject(code)`.
+///
+/// A struct rather than an enum so that a later minor version of the API can add verdicts without breaking
+/// hooks (see `PluginAPIVersion`). Make one with the static members; inspect one with `==` or the accessors
+/// (`isAccept`, `rewrittenMessage`, `isReject`, `rejectReason`).
+public struct PublishVerdict: Hashable, Sendable {
+    private enum Code: UInt8, Hashable, Sendable {
+        case accept, rewrite, reject
+    }
+
+    private let code: Code
+    private let message: HookMessage?
+    private let reason: ReasonCode?
+
+    private init(_ code: Code, message: HookMessage? = nil, reason: ReasonCode? = nil) {
+        self.code = code
+        self.message = message
+        self.reason = reason
+    }
+
     /// Route the message as it is (or as the previous hook left it).
-    case accept
+    public static var accept: PublishVerdict { PublishVerdict(.accept) }
+
     /// Route this message instead. A changed topic is authorized again (as a write by the same client)
     /// before routing; a topic the client may not write, or that is not a valid topic name, rejects it.
-    case rewrite(HookMessage)
+    public static func rewrite(_ message: HookMessage) -> PublishVerdict { PublishVerdict(.rewrite, message: message) }
+
     /// Drop the message. A 5.0 client publishing at QoS 1 or 2 sees the reason code in its PUBACK or PUBREC
     /// (default 0x87, not authorized); a 3.x client sees a normal acknowledgement, as for an ACL denial.
-    case reject(ReasonCode? = nil)
+    public static func reject(_ reason: ReasonCode? = nil) -> PublishVerdict { PublishVerdict(.reject, reason: reason) }
+
+    /// Whether this is `.accept`.
+    public var isAccept: Bool { code == .accept }
+    /// Whether this is a `.rewrite`.
+    public var isRewrite: Bool { code == .rewrite }
+    /// Whether this is a `.reject`, with or without a reason code.
+    public var isReject: Bool { code == .reject }
+    /// The message of a `.rewrite(message)`; nil for the other verdicts.
+    public var rewrittenMessage: HookMessage? { code == .rewrite ? message : nil }
+    /// The reason code of a `.reject(code)`; nil for a rejection without one, and for the other verdicts.
+    public var rejectReason: ReasonCode? { code == .reject ? reason : nil }
 }
 
 /// A client the broker accepted.
@@ -115,21 +146,70 @@ public struct ConnectEvent: Sendable {
 }
 
 /// Why an accepted client's connection ended.
-public enum DisconnectReason: Hashable, Sendable {
+///
+/// A struct rather than an enum: the reasons are the broker's, not a list MQTT closes, and a later minor
+/// version of the API can add one (a quota of its own, say) without breaking hooks (see `PluginAPIVersion`). Compare with `==` (`reason == .connectionLost`), use the accessors for the
+/// reasons that carry details (`isClientDisconnected`, `isProtocolError`, `reasonCode`, `details`), and end
+/// a `switch` over it with `default:`. Its `description` names the reason, e.g. `connectionLost` or
+/// `clientDisconnected(0x0)`.
+public struct DisconnectReason: Hashable, Sendable, CustomStringConvertible {
+    private enum Code: UInt8, Hashable, Sendable {
+        case clientDisconnected, connectionLost, keepAliveTimeout, takenOver, protocolError, notAuthorized,
+             serverShutdown
+    }
+
+    private let code: Code
+    /// The reason code of a `clientDisconnected` (the client's) or `protocolError` (the one the broker
+    /// sent); nil for the other reasons.
+    public let reasonCode: ReasonCode?
+    /// What the client did wrong, for a `protocolError`; nil for the other reasons.
+    public let details: String?
+
+    private init(_ code: Code, reasonCode: ReasonCode? = nil, details: String? = nil) {
+        self.code = code
+        self.reasonCode = reasonCode
+        self.details = details
+    }
+
     /// The client sent DISCONNECT with this reason code (3.x: success).
-    case clientDisconnected(ReasonCode)
+    public static func clientDisconnected(_ code: ReasonCode) -> DisconnectReason {
+        DisconnectReason(.clientDisconnected, reasonCode: code)
+    }
     /// The socket closed without a DISCONNECT.
-    case connectionLost
+    public static var connectionLost: DisconnectReason { DisconnectReason(.connectionLost) }
     /// The client stayed silent longer than its keep alive allows.
-    case keepAliveTimeout
+    public static var keepAliveTimeout: DisconnectReason { DisconnectReason(.keepAliveTimeout) }
     /// Another connection took its client identifier.
-    case takenOver
-    /// The client broke the protocol or sent a malformed packet.
-    case protocolError(ReasonCode, String)
+    public static var takenOver: DisconnectReason { DisconnectReason(.takenOver) }
+    /// The client broke the protocol or sent a malformed packet: the reason code the broker answered with,
+    /// and what was wrong.
+    public static func protocolError(_ code: ReasonCode, _ details: String) -> DisconnectReason {
+        DisconnectReason(.protocolError, reasonCode: code, details: details)
+    }
     /// Its credentials were no longer accepted after a reload.
-    case notAuthorized
+    public static var notAuthorized: DisconnectReason { DisconnectReason(.notAuthorized) }
     /// The broker is shutting down.
-    case serverShutdown
+    public static var serverShutdown: DisconnectReason { DisconnectReason(.serverShutdown) }
+
+    /// Whether the client sent DISCONNECT (with any reason code).
+    public var isClientDisconnected: Bool { code == .clientDisconnected }
+    /// Whether the client broke the protocol (with any reason code and details).
+    public var isProtocolError: Bool { code == .protocolError }
+
+    /// The reason's name, with its details: `connectionLost`, `clientDisconnected(0x0)`,
+    /// `protocolError(0x82, "second CONNECT")`.
+    public var description: String {
+        switch code {
+        case .clientDisconnected: return "clientDisconnected(\(reasonCode.map(String.init(describing:)) ?? "?"))"
+        case .connectionLost: return "connectionLost"
+        case .keepAliveTimeout: return "keepAliveTimeout"
+        case .takenOver: return "takenOver"
+        case .protocolError:
+            return "protocolError(\(reasonCode.map(String.init(describing:)) ?? "?"), \(String(reflecting: details ?? "")))"
+        case .notAuthorized: return "notAuthorized"
+        case .serverShutdown: return "serverShutdown"
+        }
+    }
 }
 
 /// An accepted client's connection ended.

@@ -149,19 +149,39 @@ public struct ConnectionFacts: Sendable {
     /// client presented no usable certificate).
     public var certificateUsername: String? {
         switch usernameFromCertificate {
-        case .commonName: return certificateCommonName
-        case .subject: return certificateSubject
-        case nil: return nil
+        case .commonName?: return certificateCommonName
+        case .subject?: return certificateSubject
+        default: return nil
         }
     }
 }
 
-/// Which part of a client certificate a TLS listener uses as the user name.
-public enum CertificateUsername: String, Sendable, Hashable {
+/// Which part of a client certificate a TLS listener uses as the user name: `.commonName` or `.subject`.
+///
+/// A struct rather than an enum: Mosquitto's `use_identity_as_username` also covers PSK identities, and other
+/// parts of a certificate (a subject alternative name) are in use elsewhere; a later minor version of the API
+/// can add them without breaking plugins (see `PluginAPIVersion`). Compare with `==`.
+public struct CertificateUsername: Hashable, Sendable, CustomStringConvertible {
+    private enum Code: UInt8, Hashable, Sendable {
+        case commonName, subject
+    }
+
+    private let code: Code
+
+    private init(_ code: Code) { self.code = code }
+
     /// `use_identity_as_username true`: the common name (CN).
-    case commonName
+    public static var commonName: CertificateUsername { CertificateUsername(.commonName) }
     /// `use_subject_as_username true`: the whole subject, RFC 2253.
-    case subject
+    public static var subject: CertificateUsername { CertificateUsername(.subject) }
+
+    /// `commonName` or `subject`.
+    public var description: String {
+        switch code {
+        case .commonName: return "commonName"
+        case .subject: return "subject"
+        }
+    }
 }
 
 /// What a plugin gets at creation besides its options.

@@ -35,16 +35,17 @@ import Testing
         #expect(plugin.methods == ["SCRAM-SHA-256"])
         let client = ClientInfo(clientID: "c", username: nil, protocolVersion: .v5, listener: "1883")
         let conversation = try plugin.begin(method: "SCRAM-SHA-256", client: client, on: loop)
-        guard case .challenge(let first?)? = step(conversation, "n,,n=user,r=rOprNGfwEbeRWgbNEkqO") else {
+        guard let challenge = step(conversation, "n,,n=user,r=rOprNGfwEbeRWgbNEkqO"), challenge.isChallenge,
+              let first = challenge.data else {
             Issue.record("no server-first message"); return
         }
         #expect(String(buffer: first)
                 == "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
         let final = step(conversation, "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
                                        + "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
-        guard case .success(let data?, let username)? = final else { Issue.record("not accepted: \(String(describing: final))"); return }
+        guard let accepted = final, accepted.isSuccess, let data = accepted.data else { Issue.record("not accepted: \(String(describing: final))"); return }
         #expect(String(buffer: data) == "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
-        #expect(username == "user")
+        #expect(accepted.username == "user")
     }
 
     @Test func wrongProofUnknownUserAndMalformedMessagesFail() throws {
@@ -53,10 +54,12 @@ import Testing
         let client = ClientInfo(clientID: "c", username: nil, protocolVersion: .v5, listener: "1883")
         for first in ["n,,n=user,r=abc", "n,,n=ghost,r=abc"] {
             let conversation = try plugin.begin(method: "SCRAM-SHA-256", client: client, on: loop)
-            guard case .challenge(let serverFirst?)? = step(conversation, first) else { Issue.record("no challenge"); return }
+            guard let challenge = step(conversation, first), challenge.isChallenge, let serverFirst = challenge.data else {
+                Issue.record("no challenge"); return
+            }
             let nonce = String(buffer: serverFirst).split(separator: ",")[0].dropFirst(2)
             let proof = Data(repeating: 7, count: 32).base64EncodedString()
-            guard case .failure(let code)? = step(conversation, "c=biws,r=\(nonce),p=\(proof)") else {
+            guard let code = step(conversation, "c=biws,r=\(nonce),p=\(proof)")?.failureReason else {
                 Issue.record("accepted a wrong proof"); return
             }
             #expect(code == .notAuthorized)
@@ -64,7 +67,7 @@ import Testing
         for bad in [nil, "", "p=tls-unique,,n=user,r=abc", "n,,m=ext,n=user,r=abc", "n,,n=us=er,r=abc",
                     "n,a=other,n=user,r=abc"] {
             let conversation = try plugin.begin(method: "SCRAM-SHA-256", client: client, on: loop)
-            guard case .failure? = step(conversation, bad) else { Issue.record("accepted \(bad ?? "nil")"); return }
+            guard step(conversation, bad)?.isFailure == true else { Issue.record("accepted \(bad ?? "nil")"); return }
         }
     }
 

@@ -38,19 +38,16 @@ struct AccessControl: Sendable {
         let rest = plugins.dropFirst()
         let name = String(describing: type(of: plugin))
         switch plugin.authenticate(client: client, credentials: credentials, on: loop) {
-        case .now(.abstain):
+        case .now(let decision) where decision.isAbstain:
             return ask(rest, client: client, credentials: credentials, on: loop)
         case .now(let decision):
-            if case .deny = decision { logger.notice("Client \(client.clientID) refused by \(name): bad user name or password.") }
+            if decision.isDeny { logger.notice("Client \(client.clientID) refused by \(name): bad user name or password.") }
             return loop.makeSucceededFuture(decision)
         case .later(let future):
             return bounded(future, on: loop, what: "\(name) authenticating \(client.clientID)")
                 .flatMap { decision in
-                    switch decision {
-                    case .abstain: return self.ask(rest, client: client, credentials: credentials, on: loop)
-                    case .deny: self.logger.notice("Client \(client.clientID) refused by \(name).")
-                    case .allow: break
-                    }
+                    if decision.isAbstain { return self.ask(rest, client: client, credentials: credentials, on: loop) }
+                    if decision.isDeny { self.logger.notice("Client \(client.clientID) refused by \(name).") }
                     return loop.makeSucceededFuture(decision)
                 }
                 .flatMapErrorThrowing { error in
@@ -83,16 +80,15 @@ struct AccessControl: Sendable {
         for plugin in authorizers { plugin.forget(client: client) }
     }
 
-    /// Runs the authorization chain; with no plugin everything is allowed; all abstaining means deny.
+    /// Runs the authorization chain; with no plugin everything is allowed; all abstaining means deny. The first
+    /// answer that is not `.abstain` decides, and only `.allow` allows.
     @inline(__always)
     func authorize(client: ClientInfo, access: Access, topic: String, qos: QoS, retain: Bool) -> Bool {
         if authorizers.isEmpty { return true }
         for plugin in authorizers {
-            switch plugin.authorize(client: client, access: access, topic: topic, qos: qos, retain: retain) {
-            case .allow: return true
-            case .deny: return false
-            case .abstain: continue
-            }
+            let decision = plugin.authorize(client: client, access: access, topic: topic, qos: qos, retain: retain)
+            if decision.isAbstain { continue }
+            return decision.isAllow
         }
         return false
     }

@@ -94,14 +94,13 @@ final class AuthExchange {
     }
 
     private func handle(_ step: AuthenticationStep) {
-        switch step {
-        case .challenge(let data):
+        if step.isChallenge {
             awaitingClient = true
-            onOutcome(.challenge(data))
-        case .success(let data, let username):
-            finish(.success(data: data, username: username))
-        case .failure(let code):
-            finish(.failure(code, why: "refused by \(pluginName) (\(method))"))
+            onOutcome(.challenge(step.data))
+        } else if step.isSuccess {
+            finish(.success(data: step.data, username: step.username))
+        } else {
+            finish(.failure(step.failureReason ?? .notAuthorized, why: "refused by \(pluginName) (\(method))"))
         }
     }
 

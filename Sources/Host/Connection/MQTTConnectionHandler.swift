@@ -396,21 +396,18 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         (authMethod != nil ? loop.makeSucceededFuture(Decision.allow)
                            : access.authenticate(client: client, credentials: credentials, on: loop))
             .flatMap { decision -> EventLoopFuture<Decision> in
-                guard case .allow = decision else { return loop.makeSucceededFuture(decision) }
+                guard decision.isAllow else { return loop.makeSucceededFuture(decision) }
                 return access.prepare(client: client, on: loop).map { decision }
             }
             .whenComplete { result in
                 guard self.state == .connected else { return }
-                switch result {
-                case .success(.allow):
-                    return
-                case .success(.deny(.serverUnavailable?)), .failure:
+                let decision = try? result.get()
+                if decision?.isAllow == true { return }
+                if decision == nil || decision == .deny(.serverUnavailable) {
                     // The check itself failed (a database that did not answer in time): that says nothing
                     // about the credentials, so the client stays.
                     self.logger.warning("Client \(client.clientID) could not be checked again after a reload; it stays connected.")
                     return
-                default:
-                    break
                 }
                 self.logger.notice("Client \(client.clientID) disconnected: its credentials are no longer accepted after a reload.")
                 self.disconnectReason = .notAuthorized
@@ -616,7 +613,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         let loop = context.eventLoop
         decided
             .flatMap { decision -> EventLoopFuture<Decision> in
-                guard case .allow = decision else { return loop.makeSucceededFuture(decision) }
+                guard decision.isAllow else { return loop.makeSucceededFuture(decision) }
                 return access.prepare(client: info, on: loop).map { decision }
             }
             .whenComplete { result in
@@ -626,12 +623,12 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
                     return
                 }
                 switch result {
-                case .success(.allow):
+                case .success(let decision) where decision.isAllow:
                     self.accept(connect, clientID: clientID, assigned: assigned, serverKeepAlive: serverKeepAlive,
                                 authResponse: authResponse)
-                case .success(.deny(let code)):
-                    self.refuseConnect(code ?? .notAuthorized, why: "not authorised")
-                case .success(.abstain), .failure:
+                case .success(let decision) where decision.isDeny:
+                    self.refuseConnect(decision.denyReason ?? .notAuthorized, why: "not authorised")
+                default:
                     self.refuseConnect(.notAuthorized, why: "not authorised")
                 }
             }

@@ -154,16 +154,13 @@ final class Hooks: Sendable {
     /// Applies one verdict; returns the final outcome when it ends the chain (a rejection).
     private func apply(_ verdict: PublishVerdict, to message: inout HookMessage, changed: inout Bool)
         -> PublishOutcome? {
-        switch verdict {
-        case .accept:
-            return nil
-        case .rewrite(let rewritten):
+        if verdict.isAccept { return nil }
+        if let rewritten = verdict.rewrittenMessage {
             message = rewritten
             changed = true
             return nil
-        case .reject(let code):
-            return .reject(code ?? .notAuthorized)
         }
+        return .reject(verdict.rejectReason ?? .notAuthorized)
     }
 
     private func failureVerdict(_ entry: Entry) -> PublishVerdict {

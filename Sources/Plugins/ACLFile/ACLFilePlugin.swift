@@ -115,6 +115,8 @@ public final class ACLFilePlugin: AuthorizationPlugin, ReloadablePlugin, @unchec
             }
             guard Topic.isValidFilter(filter) else { return .deny(.notAuthorized) }
             return rules.decideSubscription(ACLFilter(filter))
+        default:
+            return .abstain  // an access acl_file has no rules for
         }
     }
 

@@ -51,13 +51,10 @@ public final class LogHook: HookPlugin, @unchecked Sendable {
 
     public func disconnected(_ event: DisconnectEvent, on eventLoop: any EventLoop) throws -> HookAnswer {
         // The broker logs timeouts, takeovers and protocol errors itself, with their details.
-        switch event.reason {
-        case .clientDisconnected:
+        if event.reason.isClientDisconnected {
             logger.notice("Client \(event.client.clientID) disconnected.")
-        case .connectionLost:
+        } else if event.reason == .connectionLost {
             logger.notice("Client \(event.client.clientID) closed its connection.")
-        case .keepAliveTimeout, .takenOver, .protocolError, .notAuthorized, .serverShutdown:
-            break
         }
         return .now(())
     }

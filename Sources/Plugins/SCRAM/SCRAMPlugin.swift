@@ -130,7 +130,7 @@ final class SCRAMConversation: AuthenticationConversation {
         case .done:
             answer = .failure(.notAuthorized)
         }
-        if case .challenge = answer {} else { state = .done }
+        if !answer.isChallenge { state = .done }
         return .now(answer)
     }
 

@@ -6,9 +6,11 @@ enum SQLiteAccess: String, Sendable {
     case read, write, readwrite, deny
 
     func grants(_ access: Access) -> Bool {
-        switch (self, access) {
-        case (.read, .read), (.readwrite, .read), (.write, .write), (.readwrite, .write): return true
-        default: return false
+        switch self {
+        case .read: return access == .read
+        case .write: return access == .write
+        case .readwrite: return access == .read || access == .write
+        case .deny: return false
         }
     }
 }

@@ -15,8 +15,9 @@ import UserHooks
 
     @Test func movesTopicsUnderThePrefix() throws {
         let hook = try makeHook([("from", "sensors/"), ("to", "site-a/sensors/")])
-        guard case .now(.rewrite(let moved)) = try hook.publish(HookMessage(topic: "sensors/t1", payload: ByteBuffer(string: "21.5")),
-                                                                from: client, on: loop) else {
+        guard case .now(let verdict) = try hook.publish(HookMessage(topic: "sensors/t1", payload: ByteBuffer(string: "21.5")),
+                                                        from: client, on: loop),
+              let moved = verdict.rewrittenMessage else {
             Issue.record("expected a rewrite")
             return
         }

@@ -7,6 +7,11 @@ import PluginAPI
 struct AccessControl: Sendable {
     var authenticators: [any AuthenticationPlugin] = []
     var authorizers: [any AuthorizationPlugin] = []
+    /// For each of `authorizers` (same order; missing entries count as false): its `plugin` line's
+    /// `auth_plugin_deny_special_chars` (default true). Reaching such a plugin for a client whose user name or
+    /// client id contains `+` or `#` denies the access before the plugin is asked, as Mosquitto does, so that
+    /// pattern-based rules (`%u`, `%c`) cannot be abused.
+    var authorizersDenySpecialChars: [Bool] = []
     /// The enhanced authentication (MQTT 5.0 AUTH) methods, in config order.
     var enhancedAuthenticators: [any EnhancedAuthenticationPlugin] = []
     /// Admit clients that send no user name.
@@ -85,12 +90,25 @@ struct AccessControl: Sendable {
     @inline(__always)
     func authorize(client: ClientInfo, access: Access, topic: String, qos: QoS, retain: Bool) -> Bool {
         if authorizers.isEmpty { return true }
-        for plugin in authorizers {
+        for (index, plugin) in authorizers.enumerated() {
+            if index < authorizersDenySpecialChars.count, authorizersDenySpecialChars[index],
+               let what = Self.specialCharacters(in: client) {
+                logger.notice("ACL denying access to client with dangerous \(what)")
+                return false
+            }
             let decision = plugin.authorize(client: client, access: access, topic: topic, qos: qos, retain: retain)
             if decision.isAbstain { continue }
             return decision.isAllow
         }
         return false
+    }
+
+    /// `username "a+b"` or `client id "c#"` when the client's user name or client id contains `+` or `#`.
+    static func specialCharacters(in client: ClientInfo) -> String? {
+        func special(_ text: String) -> Bool { text.utf8.contains { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "#") } }
+        if let username = client.username, special(username) { return "username \"\(username)\"" }
+        if special(client.clientID) { return "client id \"\(client.clientID)\"" }
+        return nil
     }
 
     /// `future` on `loop`, failed with `PluginTimeout` if it has not completed within `deadline`.

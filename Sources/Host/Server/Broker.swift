@@ -71,7 +71,7 @@ public final class Broker: @unchecked Sendable {
 
         // One chain for all listeners, or one per listener under `per_listener_settings true`.
         var chains: [SecurityKey: (authenticators: [any AuthenticationPlugin], authorizers: [any AuthorizationPlugin],
-                                   enhanced: [any EnhancedAuthenticationPlugin])] = [:]
+                                   denySpecialChars: [Bool], enhanced: [any EnhancedAuthenticationPlugin])] = [:]
         // MIDGE_ADMIN_USERNAME / MIDGE_ADMIN_PASSWORD: asked first wherever passwords are checked.
         let installer = try config.installerUser.map { user in
             do { return try InstallerUserAuthenticator(user) } catch {
@@ -87,13 +87,14 @@ public final class Broker: @unchecked Sendable {
                 plugins += made.plugins
                 hookEntries += made.hooks
                 pluginConfigs += made.configs
-                chains[key] = (made.authenticators, made.authorizers,
+                chains[key] = (made.authenticators, made.authorizers, made.authorizersDenySpecialChars,
                                made.plugins.compactMap { $0 as? any EnhancedAuthenticationPlugin })
             }
-            var (authenticators, authorizers, enhanced) = chains[key]!
+            var (authenticators, authorizers, denySpecialChars, enhanced) = chains[key]!
             if let installer, !authenticators.isEmpty { authenticators.insert(installer, at: 0) }
             let allowAnonymous = security.allowAnonymous ?? config.localOnlyMode
             let access = AccessControl(authenticators: authenticators, authorizers: authorizers,
+                                       authorizersDenySpecialChars: denySpecialChars,
                                        enhancedAuthenticators: enhanced, allowAnonymous: allowAnonymous,
                                        logger: logger)
             var connect = ConnectSettings()
@@ -191,12 +192,13 @@ public final class Broker: @unchecked Sendable {
     /// Creates the plugins of one security section, in `chainConfigs` order.
     static func makeChain(_ security: SecurityConfig, registry: PluginRegistry, context: (String) -> PluginContext) throws
         -> (plugins: [any Plugin], configs: [PluginConfig], authenticators: [any AuthenticationPlugin],
-            authorizers: [any AuthorizationPlugin], hooks: [Hooks.Entry]) {
+            authorizers: [any AuthorizationPlugin], authorizersDenySpecialChars: [Bool], hooks: [Hooks.Entry]) {
         let pluginConfigs = chainConfigs(security)
         var plugins: [any Plugin] = []
         var configs: [PluginConfig] = []
         var authenticators: [any AuthenticationPlugin] = []
         var authorizers: [any AuthorizationPlugin] = []
+        var denySpecialChars: [Bool] = []
         var hooks: [Hooks.Entry] = []
         for pluginConfig in pluginConfigs {
             guard let descriptor = registry.descriptor(named: pluginConfig.name) else {
@@ -239,11 +241,15 @@ public final class Broker: @unchecked Sendable {
                 hooks.append(Hooks.Entry(hook: hook, name: pluginConfig.name, rejectOnError: onError != "accept"))
             }
             if let authentication { authenticators.append(authentication) }
-            if let authorization { authorizers.append(authorization) }
+            if let authorization {
+                authorizers.append(authorization)
+                // `auth_plugin_deny_special_chars` belongs to `plugin` lines (acl_file applies its own rule).
+                denySpecialChars.append(pluginConfig.line > 0 && pluginConfig.denySpecialChars)
+            }
             plugins.append(plugin)
             configs.append(pluginConfig)
         }
-        return (plugins, configs, authenticators, authorizers, hooks)
+        return (plugins, configs, authenticators, authorizers, denySpecialChars, hooks)
     }
 
     /// What a plugin gets at creation: a logger labelled with its name, the config file's directory.

@@ -9,6 +9,10 @@ public struct PluginDescriptor: Sendable {
     public var kind: PluginKind
     /// Subcommands of `midge` that come with the plugin (`midge passwd ...` with the password file plugin).
     public var commands: [PluginCommand]
+    /// The options whose values are file paths: the host makes a relative one absolute against the directory
+    /// of the config file that gave it before the plugin sees it (`plugin_opt_password_file passwd` in
+    /// `/etc/midge/conf.d/users.conf` is `/etc/midge/conf.d/passwd`).
+    public var pathOptions: Set<String>
     /// Creates the plugin; it reads its options and calls `options.finish()`.
     public var make: @Sendable (inout PluginOptions, PluginContext) throws -> any Plugin
 
@@ -18,13 +22,16 @@ public struct PluginDescriptor: Sendable {
     ///   - kind: Where the host puts it; `.plugin` (a `plugin NAME` line) unless it is a listener or a
     ///     connection decorator.
     ///   - commands: The `midge` subcommands it brings.
+    ///   - pathOptions: The options whose values are file paths.
     ///   - make: Creates the plugin from its options.
     public init(name: String, summary: String, kind: PluginKind = .plugin, commands: [PluginCommand] = [],
+                pathOptions: Set<String> = [],
                 make: @escaping @Sendable (inout PluginOptions, PluginContext) throws -> any Plugin) {
         self.name = name
         self.summary = summary
         self.kind = kind
         self.commands = commands
+        self.pathOptions = pathOptions
         self.make = make
     }
 }

@@ -300,8 +300,13 @@ struct ConfigTests {
         #expect(config.pidFile == "/run/midge.pid")
         #expect(config.logFile == etc + "/logs/midge.log")
         #expect(config.logDest == ["file"])
-        let options = config.plugins[0].options
-        #expect(options.map(\.key) == ["password_file", "cache_path", "database", "greeting"])
+        // plugin_opt values are kept as written, with the directory of their file; the options the plugin
+        // declares as paths (PluginDescriptor.pathOptions) resolve against it when the plugin is made.
+        let plugin = config.plugins[0]
+        #expect(plugin.options.map(\.key) == ["password_file", "cache_path", "database", "greeting"])
+        #expect(plugin.options.map(\.value) == ["users.txt", "cache", "db.sqlite", "hello world"])
+        #expect(plugin.baseDirectory == etc)
+        let options = plugin.resolvedOptions(paths: ["password_file", "cache_path", "database"])
         #expect(options.map(\.value) == [etc + "/users.txt", etc + "/cache", etc + "/db.sqlite", "hello world"])
         #expect(config.listeners[0].tls["cafile"] == dir.path + "/ca/ca.pem")
         #expect(config.listeners[0].tls["capath"] == dir.path + "/conf.d/certs")
@@ -411,7 +416,9 @@ struct ConfigTests {
             """)
         #expect(config.plugins.isEmpty)
         #expect(config.listeners[0].security?.plugins.map(\.name) == ["passwd"])
-        #expect(config.listeners[0].security?.plugins.first?.option("password_file") == "/etc/midge/pw")
+        // The passwd plugin declares password_file a path: it resolves against the file's directory.
+        #expect(config.listeners[0].security?.plugins.first?.resolvedOptions(paths: ["password_file"]).first?.value
+            == "/etc/midge/pw")
         #expect(config.listeners[1].security?.plugins.isEmpty == true)
     }
 

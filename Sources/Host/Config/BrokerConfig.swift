@@ -46,10 +46,13 @@ public struct ConfigWarning: CustomStringConvertible, Equatable, Sendable {
 public struct PluginConfig: Sendable, Equatable {
     /// A built-in plugin's registry name (e.g. `passwd`): whatever followed `plugin`.
     public var name: String
-    /// `plugin_opt_KEY VALUE` (or `auth_opt_KEY VALUE`) lines, in file order.
-    /// Values of keys ending in `file` or `_path`, and of `database`, are resolved
-    /// against the directory of the file that contained them.
+    /// `plugin_opt_KEY VALUE` (or `auth_opt_KEY VALUE`) lines, in file order, as written. The options a
+    /// plugin declares as file paths (`PluginDescriptor.pathOptions`) are resolved against `baseDirectory`
+    /// when the plugin is made (`resolvedOptions(paths:)`).
     public var options: [(key: String, value: String)]
+    /// The directory of the file that holds the `plugin` line (and so its `plugin_opt_*` lines); empty for a
+    /// plugin a directive stands for (`password_file`), whose path is already absolute.
+    public var baseDirectory: String
     /// `auth_plugin_deny_special_chars` (mosquitto default true): refuse ACL checks
     /// for usernames / client ids containing `+` or `#` before asking the plugin.
     public var denySpecialChars: Bool
@@ -57,12 +60,23 @@ public struct PluginConfig: Sendable, Equatable {
     public var line: Int
 
     public init(name: String, options: [(key: String, value: String)] = [], denySpecialChars: Bool = true,
-                file: String = "", line: Int = 0) {
+                file: String = "", line: Int = 0, baseDirectory: String = "") {
         self.name = name
         self.options = options
+        self.baseDirectory = baseDirectory
         self.denySpecialChars = denySpecialChars
         self.file = file
         self.line = line
+    }
+
+    /// `options` with the values of the keys in `paths` made absolute against `baseDirectory` (a relative
+    /// path in an included file means relative to that file's directory, as for Mosquitto's own paths).
+    public func resolvedOptions(paths: Set<String>) -> [(key: String, value: String)] {
+        guard !paths.isEmpty, !baseDirectory.isEmpty else { return options }
+        return options.map { option in
+            guard paths.contains(option.key), !option.value.isEmpty else { return option }
+            return (option.key, ConfigPathResolver.absolute(option.value, relativeTo: baseDirectory))
+        }
     }
 
     /// The value of the last `plugin_opt_KEY` line for `key`, if any.
@@ -75,7 +89,7 @@ public struct PluginConfig: Sendable, Equatable {
             && lhs.options.count == rhs.options.count
             && zip(lhs.options, rhs.options).allSatisfy { $0.key == $1.key && $0.value == $1.value }
             && lhs.denySpecialChars == rhs.denySpecialChars
-            && lhs.file == rhs.file && lhs.line == rhs.line
+            && lhs.file == rhs.file && lhs.line == rhs.line && lhs.baseDirectory == rhs.baseDirectory
     }
 }
 

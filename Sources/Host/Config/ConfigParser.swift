@@ -16,8 +16,8 @@ import Foundation
 ///   Numbers must be plain integers in range (mosquitto uses atoi and would read
 ///   `10abc` as 10; Midge rejects it).
 /// - Relative paths (password_file, acl_file, certfile, keyfile, cafile, capath,
-///   crlfile, dhparamfile, pid_file, include_dir, `log_dest file`, and plugin_opt
-///   values whose key ends in `file` or `_path` or is `database`) are resolved against
+///   crlfile, dhparamfile, pid_file, include_dir, `log_dest file`, and the plugin_opt
+///   values a plugin declares as paths, `PluginDescriptor.pathOptions`) are resolved against
 ///   the directory of the file that names them (mosquitto uses its working directory).
 /// - Strings that mosquitto refuses to set twice (paths, `user`, `bind_address`,
 ///   `auto_id_prefix`, `mount_point`, TLS strings, ...) are an error when repeated.
@@ -659,7 +659,8 @@ private struct ConfigFileParser {
             let ref = securityTarget(directive, location, state)
             var index = 0
             withSecurity(ref) { security in
-                security.plugins.append(PluginConfig(name: name, file: location.file, line: location.line))
+                security.plugins.append(PluginConfig(name: name, file: location.file, line: location.line,
+                                                     baseDirectory: location.baseDirectory))
                 index = security.plugins.count - 1
             }
             state.currentPlugin = ConfigPluginRef(security: ref, index: index)
@@ -960,10 +961,9 @@ private struct ConfigFileParser {
         guard let plugin = state.currentPlugin else {
             throw error(location, "'\(directive)' without a preceding 'plugin' line in this file")
         }
-        var option = try restOfLine(directive, value, location)
-        if key.hasSuffix("file") || key.hasSuffix("_path") || key == "database" {
-            option = path(option, location)
-        }
+        // Kept as written: the plugin declares which options are paths (`PluginDescriptor.pathOptions`), and
+        // those are resolved against this file's directory when it is made.
+        let option = try restOfLine(directive, value, location)
         withSecurity(plugin.security) { $0.plugins[plugin.index].options.append((key: key, value: option)) }
     }
 

@@ -211,7 +211,8 @@ public final class Broker: @unchecked Sendable {
             }
             let origin = pluginConfig.line > 0 ? PluginOptions.Origin(file: pluginConfig.file, line: pluginConfig.line) : nil
             var options = PluginOptions(pluginName: pluginConfig.name,
-                                        entries: pluginConfig.options.map { ($0.key, $0.value, origin) })
+                                        entries: pluginConfig.resolvedOptions(paths: descriptor.pathOptions)
+                                            .map { ($0.key, $0.value, origin) })
             // Every hook's own option: what a failure of its publish answer means.
             let onError = options.string("on_error")
             let plugin: any Plugin

@@ -214,7 +214,8 @@ private struct PluginWalk {
             }
             lines.append("  \(number + 1). \(Self.describe(pluginConfig)): \(what)")
             if pluginConfig.line > 0 {
-                lines += pluginConfig.options.map { "       plugin_opt_\($0.key) \(ConfigCheck.shown(key: $0.key, value: $0.value))" }
+                let paths = registry.descriptor(named: pluginConfig.name)?.pathOptions ?? []
+                lines += pluginConfig.resolvedOptions(paths: paths).map { "       plugin_opt_\($0.key) \(ConfigCheck.shown(key: $0.key, value: $0.value))" }
                 if !pluginConfig.denySpecialChars { lines.append("       auth_plugin_deny_special_chars false") }
             }
         }

@@ -28,7 +28,7 @@ public final class ACLFilePlugin: AuthorizationPlugin, ReloadablePlugin, @unchec
 
     /// Registry entry. Option: `acl_file` (required), the file's path (relative to the config's directory).
     public static let descriptor = PluginDescriptor(
-        name: name, summary: "Mosquitto acl_file: topic, user and pattern rules"
+        name: name, summary: "Mosquitto acl_file: topic, user and pattern rules", pathOptions: ["acl_file"]
     ) { options, context in
         try ACLFilePlugin(options: &options, context: context)
     }

@@ -17,7 +17,8 @@ public final class PasswordFilePlugin: AuthenticationPlugin, ReloadablePlugin, @
         name: "passwd",
         summary: "users from a Mosquitto password file ($7$ PBKDF2-SHA512 or $6$ SHA-512 hashes)",
         commands: [PluginCommand(name: "passwd", usage: "passwd [-c | -D | -U] [-b] [-H sha512|sha512-pbkdf2] [-I N] FILE USER [PASSWORD]   (as mosquitto_passwd)",
-                                 run: PasswdTool.run(arguments:))]
+                                 run: PasswdTool.run(arguments:))],
+        pathOptions: ["password_file"]
     ) { options, context in
         try PasswordFilePlugin(options: &options, context: context)
     }

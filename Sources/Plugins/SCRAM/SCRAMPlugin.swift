@@ -25,7 +25,8 @@ public final class SCRAMPlugin: EnhancedAuthenticationPlugin, ReloadablePlugin, 
         name: "scram",
         summary: "MQTT 5.0 enhanced authentication SCRAM-SHA-256, users from a file `midge scram` writes",
         commands: [PluginCommand(name: "scram", usage: "scram [-c] [-D] [-I N] FILE USER [PASSWORD]   (SCRAM-SHA-256 credentials)",
-                                 run: SCRAMTool.run(arguments:))]
+                                 run: SCRAMTool.run(arguments:))],
+        pathOptions: ["scram_file"]
     ) { options, context in
         try SCRAMPlugin(options: &options, context: context)
     }

@@ -93,7 +93,7 @@ public final class SQLitePlugin: AuthenticationPlugin, AuthorizationPlugin, Relo
                       run: SQLiteAdmin.run(arguments:)),
         PluginCommand(name: "acl", usage: "acl --db FILE add USER|'*'|--anonymous read|write|readwrite|deny TOPIC | del ID | list",
                       run: SQLiteAdmin.runACL(arguments:)),
-    ]) { options, context in
+    ], pathOptions: ["database"]) { options, context in
         try SQLitePlugin(options: &options, context: context)
     }
 

@@ -1,5 +1,5 @@
 public import Logging
-public import NIOCore
+import NIOCore
 public import PluginAPI
 
 /// The `websockets` decorator, Mosquitto's `protocol websockets`: MQTT over WebSocket on any listener's

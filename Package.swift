@@ -5,13 +5,6 @@ let upcoming: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
-/// The per-message path (codec, router, connections): in release builds, no dynamic exclusivity checks. The
-/// benchmark's callgrind profile showed them at about 28% of the instructions per message; debug builds (and
-/// so the tests) keep them.
-let hotPath: [SwiftSetting] = upcoming + [
-    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
-]
-
 let package = Package(
     name: "Midge",
     platforms: [.macOS(.v14)],
@@ -44,7 +37,7 @@ let package = Package(
         .target(
             name: "MQTT",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
-            swiftSettings: hotPath
+            swiftSettings: upcoming
         ),
         // The contracts every plugin implements, and the values plugins see.
         .target(
@@ -190,7 +183,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: hotPath
+            swiftSettings: upcoming
         ),
         // The composition root: the one list of built-in plugins, handed to Host's command line.
         .executableTarget(

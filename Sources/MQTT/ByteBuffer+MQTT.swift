@@ -34,14 +34,24 @@ extension ByteBuffer {
     }
 
     /// Reads a two-byte length followed by that many bytes of valid MQTT UTF-8.
+    ///
+    /// One pass over the readable bytes: each separate read of a `ByteBuffer` inlined here reaches its storage
+    /// through a class property, at the cost of a dynamic exclusivity check.
     @inlinable
     mutating func readMQTTString(_ what: StaticString) throws -> String {
-        guard let length = readInteger(as: UInt16.self) else {
-            throw MQTTError.malformedPacket("\(what): length cut short")
+        let (string, consumed): (String, Int) = try withUnsafeReadableBytes { raw in
+            guard raw.count >= 2 else { throw MQTTError.malformedPacket("\(what): length cut short") }
+            let length = Int(raw[0]) << 8 | Int(raw[1])
+            guard raw.count - 2 >= length else {
+                throw MQTTError.malformedPacket("\(what): string cut short")
+            }
+            let bytes = UnsafeRawBufferPointer(rebasing: raw[2..<(2 + length)])
+            guard UTF8Validation.isValidMQTT(bytes) else {
+                throw MQTTError.malformedPacket("\(what): not valid UTF-8 for MQTT")
+            }
+            return (String(decoding: bytes, as: UTF8.self), 2 + length)
         }
-        guard let string = try readMQTTString(length: Int(length), what) else {
-            throw MQTTError.malformedPacket("\(what): string cut short")
-        }
+        moveReaderIndex(forwardBy: consumed)
         return string
     }
 

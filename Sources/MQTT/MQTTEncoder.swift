@@ -22,9 +22,16 @@ extension Packet {
                 buffer.writeInteger(p.reasonCode.rawValue)
                 if withProps { p.properties.write(to: &buffer) }
             } else {
-                buffer.writeInteger(first)
-                buffer.writeInteger(UInt8(2))
-                buffer.writeInteger(p.packetID)
+                // One write rather than three (each write reaches the buffer's storage through a class
+                // property, at the cost of a dynamic exclusivity check).
+                let id = p.packetID
+                buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 4) { out in
+                    out[0] = first
+                    out[1] = 2
+                    out[2] = UInt8(truncatingIfNeeded: id >> 8)
+                    out[3] = UInt8(truncatingIfNeeded: id)
+                    return 4
+                }
             }
         case .subscribe(let p):
             var remaining = 2 + (v5 ? p.properties.encodedSize : 0)
@@ -141,15 +148,65 @@ extension PublishPacket {
     }
 
     /// Appends this PUBLISH for a peer speaking `version` (properties are left out below 5.0).
+    ///
+    /// Fixed header, topic, packet identifier and (without properties to write) the payload go in with one
+    /// write: each separate write of a `ByteBuffer` reaches its storage through a class property, at the cost
+    /// of a dynamic exclusivity check, and a PUBLISH is written for every message delivered.
     public func write(version: ProtocolVersion, to buffer: inout ByteBuffer) {
         let v5 = version == .v5
-        let remaining = 2 + topic.utf8.count + (qos == .atMostOnce ? 0 : 2)
+        let topicLength = topic.utf8.count
+        let withProperties = v5 && !properties.isEmpty
+        let remaining = 2 + topicLength + (qos == .atMostOnce ? 0 : 2)
             + (v5 ? properties.encodedSize : 0) + payload.readableBytes
-        Packet.writeFixedHeader(firstByte, remaining: remaining, to: &buffer)
-        buffer.writeMQTTString(topic)
-        if qos != .atMostOnce { buffer.writeInteger(packetID ?? 0) }
-        if v5 { properties.write(to: &buffer) }
-        buffer.writeImmutableBuffer(payload)
+        // Up to the properties; then, when there are none to write, their zero length (5.0) and the payload.
+        var lengthBytes = 1
+        while remaining >> (7 * lengthBytes) > 0 { lengthBytes += 1 }
+        let head = 1 + lengthBytes + 2 + topicLength + (qos == .atMostOnce ? 0 : 2)
+        let inline = withProperties ? 0 : (v5 ? 1 : 0) + payload.readableBytes
+        let first = firstByte
+        let id = packetID ?? 0
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: head + inline) { out in
+            var index = 0
+            out[index] = first
+            index += 1
+            var value = remaining
+            repeat {
+                var byte = UInt8(value & 0x7F)
+                value >>= 7
+                if value > 0 { byte |= 0x80 }
+                out[index] = byte
+                index += 1
+            } while value > 0
+            out[index] = UInt8(truncatingIfNeeded: topicLength >> 8)
+            out[index + 1] = UInt8(truncatingIfNeeded: topicLength)
+            index += 2
+            let target = UnsafeMutableRawBufferPointer(rebasing: out[index..<(index + topicLength)])
+            if topic.utf8.withContiguousStorageIfAvailable({ target.copyMemory(from: UnsafeRawBufferPointer($0)) })
+                == nil {
+                target.copyBytes(from: topic.utf8)
+            }
+            index += topicLength
+            if qos != .atMostOnce {
+                out[index] = UInt8(truncatingIfNeeded: id >> 8)
+                out[index + 1] = UInt8(truncatingIfNeeded: id)
+                index += 2
+            }
+            if !withProperties {
+                if v5 {
+                    out[index] = 0
+                    index += 1
+                }
+                payload.withUnsafeReadableBytes { bytes in
+                    UnsafeMutableRawBufferPointer(rebasing: out[index..<(index + bytes.count)]).copyMemory(from: bytes)
+                }
+                index += payload.readableBytes
+            }
+            return index
+        }
+        if withProperties {
+            properties.write(to: &buffer)
+            buffer.writeImmutableBuffer(payload)
+        }
     }
 
     /// The size of this PUBLISH on the wire for `version`.

@@ -21,9 +21,22 @@ struct BrokerContext: Sendable {
 final class LoopContext {
     let eventLoop: any EventLoop
     let batch: DeliveryBatch
-    var outgoing: [Session.Outgoing] = []
+    /// Scratch space for draining: what a session hands its connection to write.
+    var outgoing: [Session.Outgoing] {
+        unsafeAddress { UnsafePointer(outgoingStorage) }
+        unsafeMutableAddress { outgoingStorage }
+    }
     /// This loop's share of the broker's statistics.
-    var counters = LoopCounters()
+    var counters: LoopCounters {
+        unsafeAddress { UnsafePointer(countersStorage) }
+        unsafeMutableAddress { countersStorage }
+    }
+    // `outgoing` and `counters` are touched for every message, `counters` also around dictionary updates and
+    // `outgoing` across the session's `takeReady`: as stored properties of this class each access would cost a
+    // dynamic exclusivity check (about 80 instructions). Kept out of line and reached through these pointers,
+    // they cost none; only this loop's thread touches them.
+    private let outgoingStorage = UnsafeMutablePointer<[Session.Outgoing]>.allocate(capacity: 1)
+    private let countersStorage = UnsafeMutablePointer<LoopCounters>.allocate(capacity: 1)
     /// Connections with a keep-alive deadline, checked by one timer per event loop instead of one scheduled
     /// task per connection (which costs every idle connection a few hundred bytes).
     private var watched: [ObjectIdentifier: MQTTConnectionHandler] = [:]
@@ -33,6 +46,15 @@ final class LoopContext {
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
         batch = DeliveryBatch(eventLoop: eventLoop)
+        outgoingStorage.initialize(to: [])
+        countersStorage.initialize(to: LoopCounters())
+    }
+
+    deinit {
+        outgoingStorage.deinitialize(count: 1)
+        outgoingStorage.deallocate()
+        countersStorage.deinitialize(count: 1)
+        countersStorage.deallocate()
     }
 
     func watch(_ handler: MQTTConnectionHandler) {

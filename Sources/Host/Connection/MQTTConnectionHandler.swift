@@ -140,7 +140,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         batch.publisher = handle
         defer { batch.publisher = nil }
         do {
-            while state != .closed && !readingPaused, let packet = try decoder.decode(buffer: &buffer) {
+            while state != .closed && !readingPaused, let packet = try nextPacket(&buffer) {
                 loopContext.counters.messagesReceived += 1
                 try receive(packet)
                 if batch.congested {
@@ -157,6 +157,14 @@ final class MQTTConnectionHandler: ChannelInboundHandler {
         } catch {
             fail(error)
         }
+    }
+
+    /// The next whole packet of `buffer`, if any. The decoder is copied out and back rather than mutated in
+    /// place, so that no access to it spans the call (which would cost a dynamic exclusivity check).
+    private func nextPacket(_ buffer: inout ByteBuffer) throws -> Packet? {
+        var decoder = self.decoder
+        defer { self.decoder = decoder }
+        return try decoder.decode(buffer: &buffer)
     }
 
     // MARK: Flow control

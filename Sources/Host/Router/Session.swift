@@ -5,51 +5,24 @@ import NIOCore
 /// The state of one client identifier that outlives its connections: subscriptions, messages in flight and
 /// the queue. Guarded by its own lock, because publishers on every event loop enqueue into it; the connection
 /// that owns it at the moment drains it on that connection's event loop.
+///
+/// Everything that changes lives in one `State` value inside the lock's box: its methods mutate it in place
+/// through the box's pointer, so the per-message path pays no dynamic exclusivity checks (which every access
+/// to a class's stored `var` that spans a call would).
 final class Session: @unchecked Sendable {
     let clientID: String
-    private let lock = NIOLock()
-
-    // Everything below is guarded by `lock`.
-    private var connection: ConnectionHandle?
-    private var wakePending = false
-    /// Protocol level of the last connection (decides the encoding of queued messages).
-    private(set) var protocolVersion: ProtocolVersion
-    /// Filters this session subscribes to (keys as given, shared ones with their `$share/` prefix).
-    private(set) var subscriptions: [String: Subscription] = [:]
-    private var queue = CircularBuffer<Delivery>(initialCapacity: 1)
-    private var queuedBytes = 0
-    private var queuedQoS0 = 0
-    private var queuedQoS12 = 0
-    private var outputBlocked = false
-    /// Publishers told to stop reading because this session's backlog passed the congestion mark; resumed
-    /// when it drains below half of that (or by their own fallback timer).
-    private var pausedPublishers: [ObjectIdentifier: ConnectionHandle] = [:]
-    private var inflight: [UInt16: Inflight] = [:]
-    private var inflightOrder: [UInt16] = []
-    private var nextPacketID: UInt16 = 1
-    /// Incoming QoS 2 messages received but not yet released by PUBREL (delivered on PUBREL, as Mosquitto does).
-    private var incomingQoS2: [UInt16: Message] = [:]
-    /// Seconds the session outlives its connection; nil means forever (3.x persistent sessions).
-    private(set) var expiryInterval: UInt32?
-    private(set) var disconnectedAt: NIODeadline?
-    /// Receive maximum the client announced (5.0), capping the in-flight window.
-    private var clientReceiveMaximum = Int(UInt16.max)
-    /// Largest packet the client accepts (5.0); 0 = no limit.
-    private var clientMaximumPacketSize = 0
-    private(set) var dropped = 0
-    /// Whether a refusal for `max_queued_bytes_total` was logged for this session.
-    private var quotaLogged = false
-
     let limits: SessionLimits
+    private let state: NIOLockedValueBox<State>
 
     init(clientID: String, protocolVersion: ProtocolVersion, limits: SessionLimits) {
         self.clientID = clientID
-        self.protocolVersion = protocolVersion
         self.limits = limits
+        self.state = NIOLockedValueBox(State(protocolVersion: protocolVersion, limits: limits))
     }
 
     deinit {
         // What still waits here leaves the broker-wide account with the session.
+        let queuedBytes = state.withLockedValue { $0.queuedBytes }
         limits.total?.remove(queuedBytes)
     }
 
@@ -60,58 +33,54 @@ final class Session: @unchecked Sendable {
         var released: Bool
     }
 
+    /// Protocol level of the last connection (decides the encoding of queued messages).
+    var protocolVersion: ProtocolVersion { state.withLockedValue { $0.protocolVersion } }
+    /// Filters this session subscribes to (keys as given, shared ones with their `$share/` prefix).
+    var subscriptions: [String: Subscription] { state.withLockedValue { $0.subscriptions } }
+    /// Seconds the session outlives its connection; nil means forever (3.x persistent sessions).
+    var expiryInterval: UInt32? { state.withLockedValue { $0.expiryInterval } }
+    var disconnectedAt: NIODeadline? { state.withLockedValue { $0.disconnectedAt } }
+    var dropped: Int { state.withLockedValue { $0.dropped } }
+
     // MARK: Connection ownership
 
     /// Attaches a connection; returns the connection it replaces, if any.
     func attach(_ handle: ConnectionHandle, version: ProtocolVersion, expiry: UInt32?, receiveMaximum: Int,
                 maximumPacketSize: Int) -> ConnectionHandle? {
-        lock.withLock {
-            let old = connection
-            connection = handle
-            protocolVersion = version
-            expiryInterval = expiry
-            clientReceiveMaximum = receiveMaximum
-            clientMaximumPacketSize = maximumPacketSize
-            disconnectedAt = nil
-            wakePending = false
-            outputBlocked = false
-            return old
+        state.withLockedValue {
+            $0.attach(handle, version: version, expiry: expiry, receiveMaximum: receiveMaximum,
+                      maximumPacketSize: maximumPacketSize)
         }
     }
 
     /// Detaches `handle` if it still owns the session. Returns false if another connection took over.
     func detach(_ handle: ConnectionHandle, expiry: UInt32?) -> Bool {
-        let (detached, paused): (Bool, [ConnectionHandle]) = lock.withLock {
-            guard connection === handle else { return (false, []) }
-            connection = nil
-            expiryInterval = expiry
-            disconnectedAt = .now()
-            wakePending = false
-            return (true, releasablePublishers(force: true))
-        }
+        let (detached, paused) = state.withLockedValue { $0.detach(handle, expiry: expiry) }
         for publisher in paused { publisher.resumeReading() }
         return detached
     }
 
-    var isConnected: Bool { lock.withLock { connection != nil } }
+    var isConnected: Bool { state.withLockedValue { $0.connection != nil } }
 
     /// When the last connection detached, if none is attached now.
-    func detachedSince() -> NIODeadline? { lock.withLock { connection == nil ? disconnectedAt : nil } }
+    func detachedSince() -> NIODeadline? {
+        state.withLockedValue { $0.connection == nil ? $0.disconnectedAt : nil }
+    }
 
-    func owner() -> ConnectionHandle? { lock.withLock { connection } }
+    func owner() -> ConnectionHandle? { state.withLockedValue { $0.connection } }
 
     // MARK: Subscriptions
 
     /// Records a subscription; returns true if it already existed (for retain handling 1).
     func addSubscription(_ subscription: Subscription) -> Bool {
-        lock.withLock { subscriptions.updateValue(subscription, forKey: subscription.key) != nil }
+        state.withLockedValue { $0.subscriptions.updateValue(subscription, forKey: subscription.key) != nil }
     }
 
     func removeSubscription(_ key: String) -> Subscription? {
-        lock.withLock { subscriptions.removeValue(forKey: key) }
+        state.withLockedValue { $0.subscriptions.removeValue(forKey: key) }
     }
 
-    func allSubscriptions() -> [Subscription] { lock.withLock { Array(subscriptions.values) } }
+    func allSubscriptions() -> [Subscription] { state.withLockedValue { Array($0.subscriptions.values) } }
 
     // MARK: Outgoing messages
 
@@ -137,7 +106,147 @@ final class Session: @unchecked Sendable {
     /// (and, for an offline client, everything). QoS 0 for a connected client is sent at once, unless its
     /// socket is backed up: then at most `max_queued_messages` of them wait.
     func enqueue(_ delivery: Delivery, publisher: ConnectionHandle? = nil) -> EnqueueResult {
-        lock.withLock {
+        state.withLockedValue { $0.enqueue(delivery, publisher: publisher) }
+    }
+
+    static let stuckAfter = TimeAmount.seconds(1)
+
+    /// Whether a message of `qos` for this session would wait in its queue rather than go out at once; nil
+    /// when it would not be queued at all (QoS 0 for an offline client without `queue_qos0_messages`).
+    func wouldWait(qos: QoS) -> Bool? {
+        state.withLockedValue { $0.wouldWait(qos: qos) }
+    }
+
+    /// Set by the connection when its socket stops (or starts again) taking bytes.
+    func setOutputBlocked(_ blocked: Bool) {
+        state.withLockedValue { $0.outputBlocked = blocked }
+    }
+
+    /// A packet ready to write, taken from the session for its connection.
+    enum Outgoing {
+        case publish(Delivery, packetID: UInt16?, dup: Bool)
+        case pubrel(UInt16)
+    }
+
+    /// Takes what may be sent now: queued messages while the in-flight window has room, at most `limit`.
+    /// Called on the owning connection's event loop.
+    /// `permit`, when given, is asked for each message (the read authorization, checked at delivery as
+    /// Mosquitto does); a message it refuses is dropped silently.
+    /// Returns the publishers that paused for this session and may read again.
+    @discardableResult
+    func takeReady(limit: Int, into out: inout [Outgoing], permit: ((Delivery) -> Bool)? = nil) -> [ConnectionHandle] {
+        state.withLockedValue { $0.takeReady(limit: limit, into: &out, permit: permit) }
+    }
+
+    /// Everything in flight, to resend on a reconnect: PUBLISH with DUP, or PUBREL.
+    func resendInflight(into out: inout [Outgoing]) {
+        state.withLockedValue { $0.resendInflight(into: &out) }
+    }
+
+    /// PUBACK (QoS 1) or PUBCOMP (QoS 2) for a message we sent. Returns false if the id was unknown.
+    func complete(_ id: UInt16) -> Bool {
+        state.withLockedValue { $0.complete(id) }
+    }
+
+    /// PUBREC for a QoS 2 message we sent. Returns false if the id was unknown.
+    func received(_ id: UInt16) -> Bool {
+        state.withLockedValue {
+            guard $0.inflight[id] != nil else { return false }
+            $0.inflight[id]!.released = true
+            return true
+        }
+    }
+
+    var maximumPacketSize: Int { state.withLockedValue { $0.clientMaximumPacketSize } }
+
+    // MARK: Incoming QoS 2
+
+    /// Stores an incoming QoS 2 message until PUBREL; returns false if the id is already waiting.
+    func storeIncoming(_ id: UInt16, _ message: Message) -> Bool {
+        state.withLockedValue {
+            if $0.incomingQoS2[id] != nil { return false }
+            $0.incomingQoS2[id] = message
+            return true
+        }
+    }
+
+    /// Releases an incoming QoS 2 message on PUBREL.
+    func releaseIncoming(_ id: UInt16) -> Message? {
+        state.withLockedValue { $0.incomingQoS2.removeValue(forKey: id) }
+    }
+
+    func countDropped() { state.withLockedValue { $0.dropped += 1 } }
+
+    /// Removes and returns the messages that came through a shared subscription and were not acknowledged:
+    /// queued, or in flight without PUBACK / PUBREC. For the router, when this session ends.
+    func takeUnacknowledgedShared() -> [Delivery] {
+        state.withLockedValue { $0.takeUnacknowledgedShared() }
+    }
+}
+
+extension Session {
+    /// What `Session` guards with its lock.
+    private struct State {
+        let limits: SessionLimits
+        var connection: ConnectionHandle?
+        var wakePending = false
+        var protocolVersion: ProtocolVersion
+        var subscriptions: [String: Subscription] = [:]
+        var queue = CircularBuffer<Delivery>(initialCapacity: 1)
+        var queuedBytes = 0
+        var queuedQoS0 = 0
+        var queuedQoS12 = 0
+        var outputBlocked = false
+        /// Publishers told to stop reading because this session's backlog passed the congestion mark; resumed
+        /// when it drains below half of that (or by their own fallback timer).
+        var pausedPublishers: [ObjectIdentifier: ConnectionHandle] = [:]
+        var inflight: [UInt16: Inflight] = [:]
+        var inflightOrder: [UInt16] = []
+        var nextPacketID: UInt16 = 1
+        /// Incoming QoS 2 messages received but not yet released by PUBREL (delivered on PUBREL, as Mosquitto
+        /// does).
+        var incomingQoS2: [UInt16: Message] = [:]
+        var expiryInterval: UInt32?
+        var disconnectedAt: NIODeadline?
+        /// Receive maximum the client announced (5.0), capping the in-flight window.
+        var clientReceiveMaximum = Int(UInt16.max)
+        /// Largest packet the client accepts (5.0); 0 = no limit.
+        var clientMaximumPacketSize = 0
+        var dropped = 0
+        /// Whether a refusal for `max_queued_bytes_total` was logged for this session.
+        var quotaLogged = false
+        /// When the connection last took messages or had one acknowledged.
+        var lastProgress = NIODeadline.now()
+
+        init(protocolVersion: ProtocolVersion, limits: SessionLimits) {
+            self.protocolVersion = protocolVersion
+            self.limits = limits
+        }
+
+        mutating func attach(_ handle: ConnectionHandle, version: ProtocolVersion, expiry: UInt32?,
+                             receiveMaximum: Int, maximumPacketSize: Int) -> ConnectionHandle? {
+            let old = connection
+            connection = handle
+            protocolVersion = version
+            expiryInterval = expiry
+            clientReceiveMaximum = receiveMaximum
+            clientMaximumPacketSize = maximumPacketSize
+            disconnectedAt = nil
+            wakePending = false
+            outputBlocked = false
+            return old
+        }
+
+        mutating func detach(_ handle: ConnectionHandle, expiry: UInt32?) -> (Bool, [ConnectionHandle]) {
+            guard connection === handle else { return (false, []) }
+            connection = nil
+            expiryInterval = expiry
+            disconnectedAt = .now()
+            wakePending = false
+            return (true, releasablePublishers(force: true))
+        }
+
+        mutating func enqueue(_ delivery: Delivery, publisher: ConnectionHandle?) -> EnqueueResult {
             let online = connection != nil
             if delivery.qos == .atMostOnce {
                 if !online && !limits.queueQoS0Offline {
@@ -175,57 +284,48 @@ final class Session: @unchecked Sendable {
             }
             return .queued(congested: congested)
         }
-    }
 
-    /// Asks `publisher` (not this session's own connection) to pause until this session drains.
-    /// Returns whether the publisher should pause.
-    @discardableResult
-    private func pause(_ publisher: ConnectionHandle?) -> Bool {
-        guard let publisher, connection != nil, publisher !== connection else { return false }
-        // A subscriber that has taken nothing for a while is stuck, not slow: slowing everyone who publishes
-        // to it would let one client throttle the others. Its messages are dropped (and counted) instead.
-        guard NIODeadline.now() - lastProgress < Self.stuckAfter else { return false }
-        pausedPublishers[ObjectIdentifier(publisher)] = publisher
-        return true
-    }
+        /// Asks `publisher` (not this session's own connection) to pause until this session drains.
+        /// Returns whether the publisher should pause.
+        private mutating func pause(_ publisher: ConnectionHandle?) -> Bool {
+            guard let publisher, connection != nil, publisher !== connection else { return false }
+            // A subscriber that has taken nothing for a while is stuck, not slow: slowing everyone who publishes
+            // to it would let one client throttle the others. Its messages are dropped (and counted) instead.
+            guard NIODeadline.now() - lastProgress < Session.stuckAfter else { return false }
+            pausedPublishers[ObjectIdentifier(publisher)] = publisher
+            return true
+        }
 
-    /// When the connection last took messages or had one acknowledged.
-    private var lastProgress = NIODeadline.now()
-    static let stuckAfter = TimeAmount.seconds(1)
+        /// Messages waiting that count against `max_queued_messages` now (see `enqueue`).
+        private var backlog: Int {
+            guard connection != nil else { return queue.count }
+            let room = max(0, window - inflight.count)
+            return max(0, queuedQoS12 - room) + (outputBlocked ? queuedQoS0 : 0)
+        }
 
-    /// Messages waiting that count against `max_queued_messages` now (see `enqueue`).
-    private var backlog: Int {
-        guard connection != nil else { return queue.count }
-        let room = max(0, window - inflight.count)
-        return max(0, queuedQoS12 - room) + (outputBlocked ? queuedQoS0 : 0)
-    }
+        /// Half of `max_queued_messages`: a backlog this long slows the publishers feeding it down, so that the
+        /// limit, where messages are dropped, is reached only when they cannot be slowed (or it is 0: no limit).
+        private var congestionMark: Int {
+            limits.maxQueuedMessages > 0 ? max(1, limits.maxQueuedMessages / 2) : Int.max
+        }
 
-    /// Half of `max_queued_messages`: a backlog this long slows the publishers feeding it down, so that the
-    /// limit, where messages are dropped, is reached only when they cannot be slowed (or it is 0: no limit).
-    private var congestionMark: Int {
-        limits.maxQueuedMessages > 0 ? max(1, limits.maxQueuedMessages / 2) : Int.max
-    }
+        /// Publishers to resume once the backlog is below half the congestion mark (or the session went away).
+        private mutating func releasablePublishers(force: Bool) -> [ConnectionHandle] {
+            guard !pausedPublishers.isEmpty, force || backlog < congestionMark / 2 else { return [] }
+            let handles = Array(pausedPublishers.values)
+            pausedPublishers.removeAll()
+            return handles
+        }
 
-    /// Publishers to resume once the backlog is below half the congestion mark (or the session went away).
-    private func releasablePublishers(force: Bool) -> [ConnectionHandle] {
-        guard !pausedPublishers.isEmpty, force || backlog < congestionMark / 2 else { return [] }
-        let handles = Array(pausedPublishers.values)
-        pausedPublishers.removeAll()
-        return handles
-    }
+        /// The refusal for a delivery that would wait while `max_queued_bytes_total` is reached, if so.
+        private mutating func overQuota(_ delivery: Delivery) -> EnqueueResult? {
+            guard let total = limits.total, total.wouldExceed(delivery.message.size) else { return nil }
+            dropped += 1
+            defer { quotaLogged = true }
+            return .overQuota(firstTime: !quotaLogged)
+        }
 
-    /// The refusal for a delivery that would wait while `max_queued_bytes_total` is reached, if so.
-    private func overQuota(_ delivery: Delivery) -> EnqueueResult? {
-        guard let total = limits.total, total.wouldExceed(delivery.message.size) else { return nil }
-        dropped += 1
-        defer { quotaLogged = true }
-        return .overQuota(firstTime: !quotaLogged)
-    }
-
-    /// Whether a message of `qos` for this session would wait in its queue rather than go out at once; nil
-    /// when it would not be queued at all (QoS 0 for an offline client without `queue_qos0_messages`).
-    func wouldWait(qos: QoS) -> Bool? {
-        lock.withLock {
+        func wouldWait(qos: QoS) -> Bool? {
             let online = connection != nil
             if qos == .atMostOnce {
                 if !online && !limits.queueQoS0Offline { return nil }
@@ -234,38 +334,20 @@ final class Session: @unchecked Sendable {
             let room = online ? max(0, window - inflight.count) : 0
             return queuedQoS12 >= room
         }
-    }
 
-    private func overLimit(waiting: Int, bytes: Int) -> String? {
-        if limits.maxQueuedMessages > 0 && waiting >= limits.maxQueuedMessages { return "max_queued_messages reached" }
-        if limits.maxQueuedBytes > 0 && bytes >= limits.maxQueuedBytes { return "max_queued_bytes reached" }
-        return nil
-    }
+        private func overLimit(waiting: Int, bytes: Int) -> String? {
+            if limits.maxQueuedMessages > 0 && waiting >= limits.maxQueuedMessages { return "max_queued_messages reached" }
+            if limits.maxQueuedBytes > 0 && bytes >= limits.maxQueuedBytes { return "max_queued_bytes reached" }
+            return nil
+        }
 
-    /// The in-flight window: the lower of `max_inflight_messages` and the client's receive maximum.
-    private var window: Int {
-        min(limits.maxInflightMessages > 0 ? limits.maxInflightMessages : Int.max, clientReceiveMaximum)
-    }
+        /// The in-flight window: the lower of `max_inflight_messages` and the client's receive maximum.
+        private var window: Int {
+            min(limits.maxInflightMessages > 0 ? limits.maxInflightMessages : Int.max, clientReceiveMaximum)
+        }
 
-    /// Set by the connection when its socket stops (or starts again) taking bytes.
-    func setOutputBlocked(_ blocked: Bool) {
-        lock.withLock { outputBlocked = blocked }
-    }
-
-    /// A packet ready to write, taken from the session for its connection.
-    enum Outgoing {
-        case publish(Delivery, packetID: UInt16?, dup: Bool)
-        case pubrel(UInt16)
-    }
-
-    /// Takes what may be sent now: queued messages while the in-flight window has room, at most `limit`.
-    /// Called on the owning connection's event loop.
-    /// `permit`, when given, is asked for each message (the read authorization, checked at delivery as
-    /// Mosquitto does); a message it refuses is dropped silently.
-    /// Returns the publishers that paused for this session and may read again.
-    @discardableResult
-    func takeReady(limit: Int, into out: inout [Outgoing], permit: ((Delivery) -> Bool)? = nil) -> [ConnectionHandle] {
-        lock.withLock {
+        mutating func takeReady(limit: Int, into out: inout [Outgoing], permit: ((Delivery) -> Bool)?)
+            -> [ConnectionHandle] {
             wakePending = false
             let window = self.window
             var taken = 0
@@ -291,77 +373,39 @@ final class Session: @unchecked Sendable {
             }
             return releasablePublishers(force: false)
         }
-    }
 
-    /// Everything in flight, to resend on a reconnect: PUBLISH with DUP, or PUBREL.
-    func resendInflight(into out: inout [Outgoing]) {
-        lock.withLock {
+        func resendInflight(into out: inout [Outgoing]) {
             for id in inflightOrder {
                 guard let entry = inflight[id] else { continue }
                 out.append(entry.released ? .pubrel(id) : .publish(entry.delivery, packetID: id, dup: true))
             }
         }
-    }
 
-    /// PUBACK (QoS 1) or PUBCOMP (QoS 2) for a message we sent. Returns false if the id was unknown.
-    func complete(_ id: UInt16) -> Bool {
-        lock.withLock {
+        mutating func complete(_ id: UInt16) -> Bool {
             guard inflight.removeValue(forKey: id) != nil else { return false }
             lastProgress = .now()
             if let index = inflightOrder.firstIndex(of: id) { inflightOrder.remove(at: index) }
             return true
         }
-    }
 
-    /// PUBREC for a QoS 2 message we sent. Returns false if the id was unknown.
-    func received(_ id: UInt16) -> Bool {
-        lock.withLock {
-            guard inflight[id] != nil else { return false }
-            inflight[id]!.released = true
-            return true
+        private mutating func allocatePacketID() -> UInt16 {
+            for _ in 0..<Int(UInt16.max) {
+                let id = nextPacketID
+                nextPacketID = nextPacketID == UInt16.max ? 1 : nextPacketID + 1
+                if inflight[id] == nil { return id }
+            }
+            return nextPacketID
         }
-    }
 
-    private func allocatePacketID() -> UInt16 {
-        for _ in 0..<Int(UInt16.max) {
-            let id = nextPacketID
-            nextPacketID = nextPacketID == UInt16.max ? 1 : nextPacketID + 1
-            if inflight[id] == nil { return id }
-        }
-        return nextPacketID
-    }
-
-    var maximumPacketSize: Int { lock.withLock { clientMaximumPacketSize } }
-
-    // MARK: Incoming QoS 2
-
-    /// Stores an incoming QoS 2 message until PUBREL; returns false if the id is already waiting.
-    func storeIncoming(_ id: UInt16, _ message: Message) -> Bool {
-        lock.withLock {
-            if incomingQoS2[id] != nil { return false }
-            incomingQoS2[id] = message
-            return true
-        }
-    }
-
-    /// Releases an incoming QoS 2 message on PUBREL.
-    func releaseIncoming(_ id: UInt16) -> Message? {
-        lock.withLock { incomingQoS2.removeValue(forKey: id) }
-    }
-
-    func countDropped() { lock.withLock { dropped += 1 } }
-
-    /// Removes and returns the messages that came through a shared subscription and were not acknowledged:
-    /// queued, or in flight without PUBACK / PUBREC. For the router, when this session ends.
-    func takeUnacknowledgedShared() -> [Delivery] {
-        lock.withLock {
+        mutating func takeUnacknowledgedShared() -> [Delivery] {
             var taken: [Delivery] = []
             for id in inflightOrder {
                 guard let entry = inflight[id], !entry.released, entry.delivery.shareGroup != nil else { continue }
                 taken.append(entry.delivery)
                 inflight[id] = nil
             }
-            inflightOrder.removeAll { inflight[$0] == nil }
+            let remaining = inflight
+            inflightOrder.removeAll { remaining[$0] == nil }
             let queuedBefore = queuedBytes
             defer { limits.total?.remove(queuedBefore - queuedBytes) }
             var kept = CircularBuffer<Delivery>(initialCapacity: queue.count)

@@ -83,57 +83,79 @@ final class ShareGroup: @unchecked Sendable {
 
 /// Subscriptions by topic filter, as a tree of topic levels. Reads (every PUBLISH) take the lock once and are
 /// served from a cache of topic -> result that any change clears; writes (SUBSCRIBE, UNSUBSCRIBE) are rare.
+///
+/// The tree and the cache are one value inside the lock's box (nodes are structs), changed in place through the
+/// box's pointer: matching pays no dynamic exclusivity checks.
 final class SubscriptionIndex: @unchecked Sendable {
-    private final class Node {
+    private struct Node {
         var children: [Substring: Node] = [:]
         var subscribers: [ObjectIdentifier: (session: Session, subscription: Subscription)] = [:]
         var groups: [String: ShareGroup] = [:]
         var isEmpty: Bool { children.isEmpty && subscribers.isEmpty && groups.isEmpty }
+
+        /// Runs `body` on the node at `levels` below this one, made when missing if `create`; nil when it is
+        /// missing. With `prune`, children left empty afterwards are removed on the way back.
+        mutating func withNode<T>(at levels: ArraySlice<Substring>, create: Bool, prune: Bool = false,
+                                  _ body: (inout Node) -> T) -> T? {
+            guard let level = levels.first else { return body(&self) }
+            let result: T?
+            if create {
+                result = children[level, default: Node()].withNode(at: levels.dropFirst(), create: true,
+                                                                   prune: prune, body)
+            } else {
+                guard children[level] != nil else { return nil }
+                result = children[level]!.withNode(at: levels.dropFirst(), create: false, prune: prune, body)
+            }
+            if prune, children[level]?.isEmpty == true { children[level] = nil }
+            return result
+        }
     }
 
-    private let lock = NIOLock()
-    private let root = Node()
-    private var cache: [String: MatchResult] = [:]
+    private struct State {
+        var root = Node()
+        var cache: [String: MatchResult] = [:]
+        var count = 0
+    }
+
+    private let state = NIOLockedValueBox(State())
     private let cacheLimit = 4096
-    private var count = 0
 
     /// Subscriptions now; each member of a shared subscription counts once.
-    var subscriptionCount: Int { lock.withLock { count } }
+    var subscriptionCount: Int { state.withLockedValue { $0.count } }
 
     /// Adds or replaces a session's subscription.
     func add(_ session: Session, _ subscription: Subscription) {
-        lock.withLock {
-            let node = self.node(for: subscription.filter, create: true)!
-            if let group = subscription.group {
-                let shareGroup = node.groups[group] ?? ShareGroup(name: group, filter: subscription.filter)
-                node.groups[group] = shareGroup
-                if shareGroup.add(session, subscription) { count += 1 }
-            } else {
-                if node.subscribers.updateValue((session, subscription), forKey: ObjectIdentifier(session)) == nil {
-                    count += 1
+        let levels = subscription.filter.split(separator: "/", omittingEmptySubsequences: false)
+        state.withLockedValue { state in
+            let added = state.root.withNode(at: levels[...], create: true) { node -> Bool in
+                if let group = subscription.group {
+                    let shareGroup = node.groups[group] ?? ShareGroup(name: group, filter: subscription.filter)
+                    node.groups[group] = shareGroup
+                    return shareGroup.add(session, subscription)
                 }
+                return node.subscribers.updateValue((session, subscription), forKey: ObjectIdentifier(session)) == nil
             }
-            cache.removeAll(keepingCapacity: true)
+            if added == true { state.count += 1 }
+            state.cache.removeAll(keepingCapacity: true)
         }
     }
 
     /// Removes a session's subscription; returns whether it existed.
     @discardableResult
     func remove(_ session: Session, _ subscription: Subscription) -> Bool {
-        lock.withLock {
-            guard let node = self.node(for: subscription.filter, create: false) else { return false }
-            var removed = false
-            if let group = subscription.group, let shareGroup = node.groups[group] {
-                removed = shareGroup.remove(session)
-                if removed { count -= 1 }
-                if shareGroup.isEmpty { node.groups[group] = nil }
-            } else if node.subscribers.removeValue(forKey: ObjectIdentifier(session)) != nil {
-                count -= 1
-                removed = true
-            }
+        let levels = subscription.filter.split(separator: "/", omittingEmptySubsequences: false)
+        return state.withLockedValue { state in
+            let removed = state.root.withNode(at: levels[...], create: false, prune: true) { node -> Bool in
+                if let group = subscription.group, let shareGroup = node.groups[group] {
+                    let removed = shareGroup.remove(session)
+                    if shareGroup.isEmpty { node.groups[group] = nil }
+                    return removed
+                }
+                return node.subscribers.removeValue(forKey: ObjectIdentifier(session)) != nil
+            } ?? false
             if removed {
-                prune(subscription.filter)
-                cache.removeAll(keepingCapacity: true)
+                state.count -= 1
+                state.cache.removeAll(keepingCapacity: true)
             }
             return removed
         }
@@ -141,21 +163,22 @@ final class SubscriptionIndex: @unchecked Sendable {
 
     /// Every subscription matching a topic name.
     func match(_ topic: String) -> MatchResult {
-        lock.withLock {
-            if let hit = cache[topic] { return hit }
+        state.withLockedValue { state in
+            if let hit = state.cache[topic] { return hit }
             var result = MatchResult()
             let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
-            collect(root, levels[...], dollar: topic.utf8.first == UInt8(ascii: "$"), into: &result)
-            if result.subscribers.count > 1 { merge(&result) }
-            if cache.count >= cacheLimit { cache.removeAll(keepingCapacity: true) }
-            cache[topic] = result
+            Self.collect(state.root, levels[...], dollar: topic.utf8.first == UInt8(ascii: "$"), into: &result)
+            if result.subscribers.count > 1 { Self.merge(&result) }
+            if state.cache.count >= cacheLimit { state.cache.removeAll(keepingCapacity: true) }
+            state.cache[topic] = result
             return result
         }
     }
 
-    private func collect(_ node: Node, _ levels: ArraySlice<Substring>, dollar: Bool, into result: inout MatchResult) {
+    private static func collect(_ node: Node, _ levels: ArraySlice<Substring>, dollar: Bool,
+                                into result: inout MatchResult) {
         let wildcardsAllowed = !dollar
-        if let hash = node.children["#"], wildcardsAllowed {
+        if wildcardsAllowed, let hash = node.children["#"] {
             add(hash, to: &result)
         }
         guard let level = levels.first else {
@@ -172,7 +195,7 @@ final class SubscriptionIndex: @unchecked Sendable {
     }
 
     /// Folds several matching subscriptions of one session into one target.
-    private func merge(_ result: inout MatchResult) {
+    private static func merge(_ result: inout MatchResult) {
         var position: [ObjectIdentifier: Int] = [:]
         var merged: [Target] = []
         merged.reserveCapacity(result.subscribers.count)
@@ -192,39 +215,10 @@ final class SubscriptionIndex: @unchecked Sendable {
         result.subscribers = merged
     }
 
-    private func add(_ node: Node, to result: inout MatchResult) {
+    private static func add(_ node: Node, to result: inout MatchResult) {
         for entry in node.subscribers.values {
             result.subscribers.append(Target(session: entry.session, subscription: entry.subscription))
         }
         for group in node.groups.values { result.groups.append(group) }
-    }
-
-    private func node(for filter: String, create: Bool) -> Node? {
-        var node = root
-        for level in filter.split(separator: "/", omittingEmptySubsequences: false) {
-            if let child = node.children[level] {
-                node = child
-            } else if create {
-                let child = Node()
-                node.children[level] = child
-                node = child
-            } else {
-                return nil
-            }
-        }
-        return node
-    }
-
-    private func prune(_ filter: String) {
-        var path: [(Node, Substring)] = []
-        var node = root
-        for level in filter.split(separator: "/", omittingEmptySubsequences: false) {
-            guard let child = node.children[level] else { return }
-            path.append((node, level))
-            node = child
-        }
-        while let (parent, level) = path.popLast(), let child = parent.children[level], child.isEmpty {
-            parent.children[level] = nil
-        }
     }
 }

@@ -57,6 +57,17 @@ def test_no_library_target_depends_on_a_plugin(package):
 
 
 @midge_only
+def test_no_library_target_has_unsafe_flags(package):
+    """SwiftPM refuses unsafeFlags in a package taken by URL and version (as Examples/custom-broker would take
+    Midge outside this tree), so no library target may carry them; an executable may."""
+    for target in package["targets"]:
+        if target["type"] not in ("regular", "system"):
+            continue
+        flags = [s for s in target.get("settings", []) if "unsafeFlags" in s["kind"]]
+        assert flags == [], f"library target {target['name']} has unsafeFlags {flags}"
+
+
+@midge_only
 def test_a_plugin_line_naming_a_listener_is_refused_with_its_line(tmp_path):
     conf = tmp_path / "t.conf"
     conf.write_text(f"listener {free_port()} 127.0.0.1\nallow_anonymous true\nplugin tls\n")

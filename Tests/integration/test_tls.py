@@ -357,7 +357,7 @@ def test_max_connections_applies_to_the_tls_listener(broker, pki):
     first, _, reason = paho_tls(tls, pki / "ca.crt")
     try:
         assert reason is not None and not reason.is_failure, reason
-        # The second client is closed without CONNACK, at accept (before the TLS handshake), as Mosquitto does.
+        # The second client is closed without CONNACK (Mosquitto at accept, Midge after the TLS handshake).
         assert pub(tls, unique("max"), "x", "--cafile", str(pki / "ca.crt"), timeout=5).returncode != 0
     finally:
         stop(first)

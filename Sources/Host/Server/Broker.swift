@@ -429,18 +429,25 @@ public final class Broker: @unchecked Sendable {
         }
     }
 
-    /// What a listener runs on each accepted channel: first the listener's `max_connections` and the broker's
-    /// `max_connections_total` (a connection over either is closed at once, as Mosquitto does for
-    /// `max_connections`: no CONNACK, before any TLS handshake or WebSocket upgrade), then the listener's
-    /// decorators, then MQTT.
+    /// What a listener runs on each accepted channel: its decorators around MQTT, with the listener's
+    /// `max_connections` and the broker's `max_connections_total` checked after the TLS handshake and before
+    /// a WebSocket upgrade (`ListenerStack.initializer`). A connection over either is closed at once, as
+    /// Mosquitto does for `max_connections`: no CONNACK.
     private static func initializer(context: BrokerContext, limit: ConnectionLimit?, stack: ListenerStack,
                                     logger: Logger) -> ConnectionInitializer {
-        let decorated = stack.initializer(around: { channel, facts in
+        let mqtt: ConnectionInitializer = { channel, facts in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(MQTTConnectionHandler(broker: context, facts: facts))
             }
-        })
-        return { channel, facts in
+        }
+        return stack.initializer(admission: { next in admission(context: context, limit: limit, logger: logger, next) },
+                                 around: mqtt)
+    }
+
+    /// Closes a connection over the listener's or the broker's connection limit; runs `next` on the others.
+    private static func admission(context: BrokerContext, limit: ConnectionLimit?, logger: Logger,
+                                  _ next: @escaping ConnectionInitializer) -> ConnectionInitializer {
+        { channel, facts in
             if let limit {
                 guard limit.acquire() else {
                     context.quotas.count(.maxConnections)
@@ -457,7 +464,7 @@ public final class Broker: @unchecked Sendable {
                 }
                 channel.closeFuture.whenComplete { _ in total.release() }
             }
-            return decorated(channel, facts)
+            return next(channel, facts)
         }
     }
 

@@ -13,15 +13,23 @@ struct ListenerStack {
 
     let config: ListenerConfig
     let listener: any TransportPlugin
-    /// Outermost first: `decorators[0]` runs first on an accepted channel.
-    let decorators: [any ConnectionDecoratorPlugin]
+    /// The transport's security (`tls`): runs first on an accepted channel.
+    let security: (any ConnectionDecoratorPlugin)?
+    /// What speaks between the transport and MQTT (`websockets`), outermost first.
+    let framing: [any ConnectionDecoratorPlugin]
 
     /// The listener and its decorators.
-    var plugins: [any Plugin] { [listener] + decorators }
+    var plugins: [any Plugin] { [listener] + (security.map { [$0] } ?? []) + framing }
 
-    /// What the listener runs on each accepted channel: every decorator, then `inner` (MQTT).
-    func initializer(around inner: @escaping ConnectionInitializer) -> ConnectionInitializer {
-        decorators.reversed().reduce(inner) { next, decorator in decorator.decorate(next) }
+    /// What the listener runs on each accepted channel: the security decorator (the TLS handshake), then
+    /// `admission` (the connection limits: so a TLS connection counts once its handshake is done, and a
+    /// WebSocket one before its HTTP upgrade, as before listeners came from the registry), then the framing
+    /// decorators, then `inner` (MQTT).
+    func initializer(admission: (@escaping ConnectionInitializer) -> ConnectionInitializer,
+                     around inner: @escaping ConnectionInitializer) -> ConnectionInitializer {
+        let framed = framing.reversed().reduce(inner) { next, decorator in decorator.decorate(next) }
+        let admitted = admission(framed)
+        return security.map { $0.decorate(admitted) } ?? admitted
     }
 
     /// Makes the plugins for `listener`. Errors name the listener's line.
@@ -57,22 +65,24 @@ struct ListenerStack {
             throw ConfigError(file: listener.file, line: listener.line,
                               message: "listener \(listener.port): the '\(listenerName)' plugin is not a TransportPlugin")
         }
-        var decorators: [(name: String, reason: String, options: [(String, String)])] = []
-        if !listener.tls.isEmpty {
-            var options = [("name", name)] + listener.tls.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-            if config.generateCertificates { options.append(("generate_certificates", "true")) }
-            decorators.append((tlsName, "certfile / keyfile", options))
-        }
-        if listener.protocolName == "websockets" {
-            decorators.append((webSocketName, "protocol websockets", [("max_packet_size", String(config.maxPacketSize))]))
-        }
-        let made = try decorators.map { name, reason, options -> any ConnectionDecoratorPlugin in
+        func decorator(_ name: String, because reason: String, _ options: [(String, String)]) throws -> any ConnectionDecoratorPlugin {
             guard let decorator = try make(name, .connectionDecorator, because: reason, options) as? any ConnectionDecoratorPlugin else {
                 throw ConfigError(file: listener.file, line: listener.line,
                                   message: "listener \(listener.port): the '\(name)' plugin is not a ConnectionDecoratorPlugin")
             }
             return decorator
         }
-        return ListenerStack(config: listener, listener: transport, decorators: made)
+        var security: (any ConnectionDecoratorPlugin)?
+        if !listener.tls.isEmpty {
+            var options = [("name", name)] + listener.tls.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            if config.generateCertificates { options.append(("generate_certificates", "true")) }
+            security = try decorator(tlsName, because: "certfile / keyfile", options)
+        }
+        var framing: [any ConnectionDecoratorPlugin] = []
+        if listener.protocolName == "websockets" {
+            framing.append(try decorator(webSocketName, because: "protocol websockets",
+                                         [("max_packet_size", String(config.maxPacketSize))]))
+        }
+        return ListenerStack(config: listener, listener: transport, security: security, framing: framing)
     }
 }

@@ -1,0 +1,113 @@
+import Foundation
+@testable import Host
+import MQTT
+import NIOCore
+import NIOPosix
+import PluginAPI
+import Testing
+
+/// What the broker's statistics look like from outside: the `$SYS/broker/...` topics the `sys` hook publishes
+/// (Mosquitto's names) and the metrics `/metrics` shows, each listed here by hand so that a change of the
+/// list of statistics that renames or drops one fails here.
+@Suite("Statistics") struct StatisticsTests {
+    static let loads = ["messages/received", "messages/sent", "publish/received", "publish/sent", "publish/dropped",
+                        "bytes/received", "bytes/sent", "connections"]
+
+    static let sysTopics: Set<String> = Set([
+        "version", "uptime",
+        "clients/total", "clients/inactive", "clients/disconnected", "clients/active", "clients/connected",
+        "clients/expired", "clients/maximum",
+        "messages/received", "messages/sent",
+        "publish/messages/received", "publish/messages/sent", "publish/messages/dropped",
+        "bytes/received", "bytes/sent",
+        "subscriptions/count", "retained messages/count",
+        "quotas/max_connections_total",
+    ].map { "$SYS/broker/" + $0 } + loads.flatMap { load in
+        ["1min", "5min", "15min"].map { "$SYS/broker/load/\(load)/\($0)" }
+    })
+
+    static let metrics: [String: String] = [
+        "midge_uptime_seconds": "gauge",
+        "midge_clients_connected": "gauge",
+        "midge_clients_disconnected": "gauge",
+        "midge_clients_maximum": "gauge",
+        "midge_subscriptions": "gauge",
+        "midge_retained_messages": "gauge",
+        "midge_clients_expired_total": "counter",
+        "midge_connections_accepted_total": "counter",
+        "midge_messages_received_total": "counter",
+        "midge_messages_sent_total": "counter",
+        "midge_publish_received_total": "counter",
+        "midge_publish_sent_total": "counter",
+        "midge_publish_dropped_total": "counter",
+        "midge_bytes_received_total": "counter",
+        "midge_bytes_sent_total": "counter",
+        "midge_reloads_total": "counter",
+        "midge_reloads_failed_total": "counter",
+        "midge_hook_failures_total": "counter",
+        "midge_publish_rate_disconnects_total": "counter",
+        "midge_queued_bytes": "gauge",
+        "midge_quota_exceeded_total": "counter",
+        "midge_listener_connections": "gauge",
+    ]
+
+    @Test("the sys hook publishes Mosquitto's $SYS topics, with their payloads' formats")
+    func sysTopicsAndPayloads() async throws {
+        let broker = try await TestBroker.start("allow_anonymous true\nsys_interval 1\nmax_connections_total 100\n",
+                                                hooks: [:])
+        let client = try await TestClient.connect(port: broker.port, clientID: "sys-reader")
+        try await client.subscribe("$SYS/#", qos: .atMostOnce)
+        var latest: [String: String] = [:]
+        let deadline = Date().addingTimeInterval(10)
+        // The load averages come with the second interval's values; the reader is counted from the first
+        // interval after it connected (under load, the retained values may all be older).
+        while !(Set(latest.keys).isSuperset(of: Self.sysTopics) && latest["$SYS/broker/clients/connected"] == "1"),
+              Date() < deadline {
+            guard let publish = try? await client.nextPublish(timeout: .seconds(3)) else { break }
+            latest[publish.topic] = String(buffer: publish.payload)
+        }
+        await client.close()
+        await broker.stop()
+        #expect(Set(latest.keys) == Self.sysTopics)
+        #expect(latest["$SYS/broker/version"]?.hasPrefix("midge version ") == true)
+        #expect(latest["$SYS/broker/uptime"]?.wholeMatch(of: #/[0-9]+ seconds/#) != nil)
+        #expect(latest["$SYS/broker/clients/connected"] == "1")
+        #expect(latest["$SYS/broker/clients/active"] == "1")
+        #expect(latest["$SYS/broker/quotas/max_connections_total"] == "0")
+        for (topic, payload) in latest where topic.hasPrefix("$SYS/broker/load/") {
+            #expect(payload.wholeMatch(of: #/[0-9]+\.[0-9]{2}/#) != nil, "\(topic): \(payload)")
+        }
+        for (topic, payload) in latest where !topic.hasPrefix("$SYS/broker/load/")
+            && !["$SYS/broker/version", "$SYS/broker/uptime"].contains(topic) {
+            #expect(Int(payload) != nil, "\(topic): \(payload)")
+        }
+    }
+
+    @Test("the prometheus hook shows each metric with its type, labels and sample format")
+    func prometheusMetrics() async throws {
+        let broker = try await TestBroker.start(
+            "allow_anonymous true\nadmin_listener 0 127.0.0.1\nplugin prometheus\nmax_connections_total 100\n",
+            hooks: [:])
+        let client = try await TestClient.connect(port: broker.port, clientID: "scraped")
+        let http = try await WireHTTPClient.connect(port: try #require(broker.broker.adminPort),
+                                                    group: MultiThreadedEventLoopGroup.singleton)
+        let response = try #require(try await http.request("GET", "/metrics").response)
+        await http.close()
+        await client.close()
+        await broker.stop()
+        let lines = response.body.split(separator: "\n").map(String.init)
+        var types: [String: String] = [:]
+        for line in lines where line.hasPrefix("# TYPE ") {
+            let parts = line.split(separator: " ")
+            types[String(parts[2])] = String(parts[3])
+        }
+        // The registry is the process' own: other tests' brokers only add label values.
+        #expect(types == Self.metrics)
+        #expect(lines.contains("midge_clients_connected 1.0"))
+        // The listener's name is its configured port.
+        #expect(lines.contains { $0.hasPrefix("midge_listener_connections{listener=\"") && $0.hasSuffix("\"} 1.0") })
+        #expect(lines.contains { $0.hasPrefix("midge_quota_exceeded_total{quota=\"max_connections_total\"} ") })
+        #expect(lines.contains { $0.wholeMatch(of: #/midge_messages_received_total [0-9]+/#) != nil })
+        #expect(!lines.contains { $0.hasPrefix("# HELP") })
+    }
+}

@@ -110,4 +110,56 @@ import Testing
         #expect(lines.contains { $0.wholeMatch(of: #/midge_messages_received_total [0-9]+/#) != nil })
         #expect(!lines.contains { $0.hasPrefix("# HELP") })
     }
+
+    @Test("each statistic of the list has its own name, $SYS topics, load name and metric")
+    func listHasNoDuplicates() {
+        let all = BrokerStatistics.all
+        func duplicates(_ values: [String]) -> [String] {
+            Dictionary(grouping: values, by: { $0 }).filter { $0.value.count > 1 }.keys.sorted()
+        }
+        #expect(duplicates(all.map(\.name)) == [])
+        #expect(duplicates(all.flatMap { $0.sys?.topics ?? [] }) == [])
+        #expect(duplicates(all.compactMap { $0.sys?.load }) == [])
+        #expect(duplicates(all.compactMap(\.metric)) == [])
+        for statistic in all {
+            #expect(statistic.sys != nil || statistic.metric != nil, "\(statistic.name) is published nowhere")
+            #expect(!statistic.help.isEmpty && !statistic.help.contains("\n"), "\(statistic.name)")
+            #expect(statistic.name.wholeMatch(of: #/[a-z_]+(\.[a-z_]+)*/#) != nil, "\(statistic.name)")
+            for topic in statistic.sys?.topics ?? [] {
+                #expect(topic.hasPrefix("$SYS/broker/") && !topic.hasSuffix("/"), "\(topic)")
+            }
+            if statistic.sys?.load != nil {
+                #expect(statistic.kind == .counter && statistic.label == nil, "\(statistic.name): load of a counter")
+            }
+            if let metric = statistic.metric {
+                #expect(metric.wholeMatch(of: #/midge_[a-z_]+/#) != nil, "\(metric)")
+                #expect(metric.hasSuffix("_total") == (statistic.kind == .counter), "\(metric)")
+            }
+        }
+        // The hand lists above are the list's.
+        #expect(Set(all.compactMap(\.metric)) == Set(Self.metrics.keys))
+        #expect(Dictionary(uniqueKeysWithValues: all.compactMap { s in s.metric.map { ($0, s.kind.rawValue) } })
+            == Self.metrics)
+        #expect(all.compactMap { $0.sys?.load } == Self.loads)
+        let single = all.filter { $0.label == nil }.flatMap { $0.sys?.topics ?? [] }
+        let labelled = all.filter { $0.label == "quota" }.flatMap { $0.sys?.topics ?? [] }
+            .map { $0 + "/max_connections_total" }
+        let loads = Self.loads.flatMap { load in ["1min", "5min", "15min"].map { "$SYS/broker/load/\(load)/\($0)" } }
+        #expect(Set(["$SYS/broker/version"] + single + labelled + loads) == Self.sysTopics)
+    }
+
+    @Test("a statistic's samples: one for a single number, one per label value (sorted) for a labelled one")
+    func samples() throws {
+        var statistics = BrokerStatistics()
+        statistics.clientsConnected = 3
+        statistics.clientsDisconnected = 2
+        statistics.connectionsByListener = ["8883": 1, "1883": 4]
+        func samples(_ name: String) throws -> [String] {
+            try #require(BrokerStatistics.all.first { $0.name == name }).samples(in: statistics)
+                .map { "\($0.labelValue ?? "-")=\($0.value)" }
+        }
+        #expect(try samples("clients.total") == ["-=5"])
+        #expect(try samples("connections.open") == ["1883=4", "8883=1"])
+        #expect(try samples("quota.exceeded") == [])
+    }
 }

@@ -6,7 +6,8 @@ import MQTT
 /// The `sys` hook: publishes the `$SYS/broker/...` tree Mosquitto publishes, every `sys_interval` seconds,
 /// as retained QoS 0 messages. Like Mosquitto, `$SYS/broker/version` is published once at start, uptime on
 /// every interval, and every other topic only when its value changed. The broker loads it by itself when
-/// `sys_interval` is above 0 (Mosquitto's default is 10); it handles only the `tick` event.
+/// `sys_interval` is above 0 (Mosquitto's default is 10); it handles only the `tick` event. The topics are those
+/// of `BrokerStatistics.all`, in its order, then the load averages of the counters that have them.
 ///
 /// Options: `sys_interval` (seconds, default 10).
 public final class SysHook: HookPlugin, @unchecked Sendable {
@@ -60,42 +61,23 @@ public final class SysHook: HookPlugin, @unchecked Sendable {
             broker.publish(HookMessage(topic: "$SYS/broker/version", payload: ByteBuffer(string: broker.version),
                                        retain: true))
         }
-        publish("$SYS/broker/uptime", "\(statistics.uptime) seconds", always: true)
-        publish("$SYS/broker/clients/total", statistics.clientsTotal)
-        publish("$SYS/broker/clients/inactive", statistics.clientsDisconnected)
-        publish("$SYS/broker/clients/disconnected", statistics.clientsDisconnected)
-        publish("$SYS/broker/clients/active", statistics.clientsConnected)
-        publish("$SYS/broker/clients/connected", statistics.clientsConnected)
-        publish("$SYS/broker/clients/expired", statistics.clientsExpired)
-        publish("$SYS/broker/clients/maximum", statistics.clientsMaximum)
-        publish("$SYS/broker/messages/received", statistics.messagesReceived)
-        publish("$SYS/broker/messages/sent", statistics.messagesSent)
-        publish("$SYS/broker/publish/messages/received", statistics.publishReceived)
-        publish("$SYS/broker/publish/messages/sent", statistics.publishSent)
-        publish("$SYS/broker/publish/messages/dropped", statistics.publishDropped)
-        publish("$SYS/broker/bytes/received", statistics.bytesReceived)
-        publish("$SYS/broker/bytes/sent", statistics.bytesSent)
-        publish("$SYS/broker/subscriptions/count", statistics.subscriptions)
-        publish("$SYS/broker/retained messages/count", statistics.retainedMessages)
-        // Midge only, and only for the quotas configured (README, Quotas).
-        for (quota, events) in statistics.quotaEvents {
-            publish("$SYS/broker/quotas/\(quota)", events)
+        for statistic in BrokerStatistics.all {
+            guard let sys = statistic.sys else { continue }
+            for sample in statistic.samples(in: statistics) {
+                let payload = sys.unit.map { "\(sample.value) \($0)" } ?? String(sample.value)
+                for topic in sys.topics {
+                    publish(sample.labelValue.map { "\(topic)/\($0)" } ?? topic, payload, always: sys.everyInterval)
+                }
+            }
         }
         if let last, now.timeIntervalSince(last.time) > 0 {
             let elapsed = now.timeIntervalSince(last.time)
             let perMinute = 60 / elapsed
-            let old = last.statistics
-            func rate(_ value: (BrokerStatistics) -> Int) -> Double {
-                Double(max(0, value(statistics) - value(old))) * perMinute
+            for statistic in BrokerStatistics.all {
+                guard let name = statistic.sys?.load, case .single(let read) = statistic.value else { continue }
+                let rate = Double(max(0, read(statistics) - read(last.statistics))) * perMinute
+                loads.update(name, rate, elapsed: elapsed)
             }
-            loads.update("messages/received", rate { $0.messagesReceived }, elapsed: elapsed)
-            loads.update("messages/sent", rate { $0.messagesSent }, elapsed: elapsed)
-            loads.update("publish/received", rate { $0.publishReceived }, elapsed: elapsed)
-            loads.update("publish/sent", rate { $0.publishSent }, elapsed: elapsed)
-            loads.update("publish/dropped", rate { $0.publishDropped }, elapsed: elapsed)
-            loads.update("bytes/received", rate { $0.bytesReceived }, elapsed: elapsed)
-            loads.update("bytes/sent", rate { $0.bytesSent }, elapsed: elapsed)
-            loads.update("connections", rate { $0.connectionsAccepted }, elapsed: elapsed)
             for (name, values) in loads.values {
                 for (window, value) in zip(["1min", "5min", "15min"], values) {
                     publish("$SYS/broker/load/\(name)/\(window)", String(format: "%.2f", value))
@@ -103,10 +85,6 @@ public final class SysHook: HookPlugin, @unchecked Sendable {
             }
         }
         last = (now, statistics)
-    }
-
-    private func publish(_ topic: String, _ value: Int) {
-        publish(topic, String(value))
     }
 
     private func publish(_ topic: String, _ value: String, always: Bool = false) {

@@ -71,60 +71,43 @@ public final class PrometheusHook: HookPlugin, HTTPEndpointProvider, @unchecked 
     }
 }
 
-/// The broker's figures as swift-metrics metrics. Counters only go up, so each scrape adds what changed since
-/// the last one.
+/// The broker's figures (`BrokerStatistics.all`, the entries with a `metric`) as swift-metrics metrics.
+/// Counters only go up, so each scrape adds what changed since the last one.
 struct BrokerMetrics {
-    private var counters: [String: (CoreMetrics.Counter, Int)] = [:]
-    private var gauges: [String: CoreMetrics.Gauge] = [:]
-    private var listenerGauges: [String: CoreMetrics.Gauge] = [:]
-    private var quotaCounters: [String: (CoreMetrics.Counter, Int)] = [:]
+    /// A metric of one statistic, and one label value for a labelled statistic.
+    private struct Key: Hashable {
+        var metric: String
+        var labelValue: String?
+    }
+
+    private var counters: [Key: (CoreMetrics.Counter, Int)] = [:]
+    private var gauges: [Key: CoreMetrics.Gauge] = [:]
 
     mutating func update(_ s: BrokerStatistics) {
-        gauge("midge_uptime_seconds", s.uptime)
-        gauge("midge_clients_connected", s.clientsConnected)
-        gauge("midge_clients_disconnected", s.clientsDisconnected)
-        gauge("midge_clients_maximum", s.clientsMaximum)
-        gauge("midge_subscriptions", s.subscriptions)
-        gauge("midge_retained_messages", s.retainedMessages)
-        counter("midge_clients_expired_total", s.clientsExpired)
-        counter("midge_connections_accepted_total", s.connectionsAccepted)
-        counter("midge_messages_received_total", s.messagesReceived)
-        counter("midge_messages_sent_total", s.messagesSent)
-        counter("midge_publish_received_total", s.publishReceived)
-        counter("midge_publish_sent_total", s.publishSent)
-        counter("midge_publish_dropped_total", s.publishDropped)
-        counter("midge_bytes_received_total", s.bytesReceived)
-        counter("midge_bytes_sent_total", s.bytesSent)
-        counter("midge_reloads_total", s.reloads)
-        counter("midge_reloads_failed_total", s.reloadsFailed)
-        counter("midge_hook_failures_total", s.hookFailures)
-        counter("midge_publish_rate_disconnects_total", s.publishRateDisconnects)
-        gauge("midge_queued_bytes", s.queuedBytes)
-        for (quota, events) in s.quotaEvents {
-            let (counter, last) = quotaCounters[quota] ?? (CoreMetrics.Counter(
-                label: "midge_quota_exceeded_total", dimensions: [("quota", quota)],
-                factory: PrometheusHook.factory), 0)
-            if events > last { counter.increment(by: Int64(events - last)) }
-            quotaCounters[quota] = (counter, max(events, last))
-        }
-        for (listener, connections) in s.connectionsByListener {
-            let gauge = listenerGauges[listener] ?? CoreMetrics.Gauge(
-                label: "midge_listener_connections", dimensions: [("listener", listener)],
-                factory: PrometheusHook.factory)
-            listenerGauges[listener] = gauge
-            gauge.record(connections)
+        for statistic in BrokerStatistics.all {
+            guard let metric = statistic.metric else { continue }
+            for sample in statistic.samples(in: s) {
+                let key = Key(metric: metric, labelValue: sample.labelValue)
+                let dimensions = statistic.label.flatMap { label in sample.labelValue.map { [(label, $0)] } } ?? []
+                switch statistic.kind {
+                case .gauge: gauge(key, dimensions, sample.value)
+                case .counter: counter(key, dimensions, sample.value)
+                }
+            }
         }
     }
 
-    private mutating func gauge(_ name: String, _ value: Int) {
-        let gauge = gauges[name] ?? CoreMetrics.Gauge(label: name, factory: PrometheusHook.factory)
-        gauges[name] = gauge
+    private mutating func gauge(_ key: Key, _ dimensions: [(String, String)], _ value: Int) {
+        let gauge = gauges[key]
+            ?? CoreMetrics.Gauge(label: key.metric, dimensions: dimensions, factory: PrometheusHook.factory)
+        gauges[key] = gauge
         gauge.record(value)
     }
 
-    private mutating func counter(_ name: String, _ value: Int) {
-        let (counter, last) = counters[name] ?? (CoreMetrics.Counter(label: name, factory: PrometheusHook.factory), 0)
+    private mutating func counter(_ key: Key, _ dimensions: [(String, String)], _ value: Int) {
+        let (counter, last) = counters[key]
+            ?? (CoreMetrics.Counter(label: key.metric, dimensions: dimensions, factory: PrometheusHook.factory), 0)
         if value > last { counter.increment(by: Int64(value - last)) }
-        counters[name] = (counter, max(value, last))
+        counters[key] = (counter, max(value, last))
     }
 }

@@ -262,3 +262,22 @@ public struct StatisticDefinition: Sendable {
                             value: .labelled(label: label, read))
     }
 }
+
+// MARK: - Plugins that publish them
+
+/// Which part of each statistic of `BrokerStatistics.all` a plugin publishes.
+public enum StatisticsForm: Sendable, Hashable {
+    /// Its `$SYS` topics (`StatisticDefinition.sys`), as the `sys` hook does.
+    case sys
+    /// Its Prometheus metric (`StatisticDefinition.metric`), as the `prometheus` hook does.
+    case metric
+}
+
+/// A plugin that publishes the statistics of `BrokerStatistics.all`: `midge check-config` lists them, and
+/// where, when such a plugin would run.
+public protocol StatisticsPublisher: Plugin {
+    /// Which part of each statistic it publishes.
+    var statisticsForm: StatisticsForm { get }
+    /// Where they go, for people to read: `$SYS every 10 s`, `/metrics`.
+    var statisticsPlace: String { get }
+}

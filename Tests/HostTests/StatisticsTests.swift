@@ -1,5 +1,6 @@
 import Foundation
 @testable import Host
+@testable import midge
 import MQTT
 import NIOCore
 import NIOPosix
@@ -161,5 +162,54 @@ import Testing
         #expect(try samples("clients.total") == ["-=5"])
         #expect(try samples("connections.open") == ["1883=4", "8883=1"])
         #expect(try samples("quota.exceeded") == [])
+    }
+
+    /// `midge check-config` on `config` (a file's text), its report's lines.
+    private func checkConfig(_ config: String) throws -> [String] {
+        let path = NSTemporaryDirectory() + "midge-statistics-\(UUID().uuidString).conf"
+        try config.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let check = ConfigCheck.run(path: path, ports: [], registry: BuiltInPlugins.registry, environment: [:])
+        #expect(check.errors == [])
+        return check.text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    }
+
+    @Test("check-config lists the statistics the sys and prometheus hooks would publish, and where")
+    func checkConfigSection() throws {
+        let none = try checkConfig("listener 1883 127.0.0.1\nsys_interval 0\n")
+        #expect(!none.contains { $0.hasPrefix("Statistics") })
+
+        let sys = try checkConfig("listener 1883 127.0.0.1\n")
+        let sysStart = try #require(sys.firstIndex(of: "Statistics ($SYS every 10 s):"))
+        let sysSection = Array(sys[(sysStart + 1)...].prefix { $0.hasPrefix("  ") })
+        #expect(sysSection.contains(
+            "  clients.connected (gauge): $SYS/broker/clients/active, $SYS/broker/clients/connected"))
+        #expect(sysSection.contains("  retained_messages (gauge): $SYS/broker/retained messages/count"))
+        #expect(sysSection.contains("  quota.exceeded (counter): $SYS/broker/quotas/<quota>"))
+        #expect(sysSection.contains("  connections.accepted (counter): $SYS/broker/load/connections/{1min,5min,15min}"))
+        #expect(sysSection.count == BrokerStatistics.all.filter { $0.sys != nil }.count)
+        #expect(!sysSection.contains { $0.contains("midge_") })
+
+        let both = try checkConfig("listener 1883 127.0.0.1\nadmin_listener 9883 127.0.0.1\nplugin prometheus\n"
+            + "sys_interval 5\n")
+        let bothStart = try #require(both.firstIndex(of: "Statistics ($SYS every 5 s, /metrics):"))
+        let bothSection = Array(both[(bothStart + 1)...].prefix { $0.hasPrefix("  ") })
+        #expect(bothSection.count == BrokerStatistics.all.count)
+        #expect(bothSection.contains("  clients.disconnected (gauge): $SYS/broker/clients/inactive, "
+            + "$SYS/broker/clients/disconnected, midge_clients_disconnected"))
+        #expect(bothSection.contains("  connections.open (gauge): midge_listener_connections{listener}"))
+        #expect(both.last { !$0.isEmpty } == "Configuration is valid.")
+
+        let metrics = try checkConfig("listener 1883 127.0.0.1\nadmin_listener 9883 127.0.0.1\nplugin prometheus\n"
+            + "sys_interval 0\n")
+        let metricsStart = try #require(metrics.firstIndex(of: "Statistics (/metrics):"))
+        let metricsSection = Array(metrics[(metricsStart + 1)...].prefix { $0.hasPrefix("  ") })
+        #expect(metricsSection.count == BrokerStatistics.all.filter { $0.metric != nil }.count)
+        #expect(!metricsSection.contains { $0.contains("$SYS") })
+
+        // The prometheus hook's own path.
+        let path = try checkConfig("listener 1883 127.0.0.1\nadmin_listener 9883 127.0.0.1\nplugin prometheus\n"
+            + "plugin_opt_path /stats\n")
+        #expect(path.contains("Statistics ($SYS every 10 s, /stats):"))
     }
 }

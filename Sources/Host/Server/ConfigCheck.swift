@@ -131,6 +131,7 @@ private struct PluginWalk {
            (try? DefaultCredentials.accepted(by: authenticators, on: group.next()).wait()) == true {
             report.warnings.append(DefaultCredentials.warning)
         }
+        report.lines += ConfigCheck.statisticsLines(config: config, registry: registry, plugins: made.map(\.plugin))
         // Last, start-up's own code path, for whatever the steps above do not cover (only when they found
         // nothing: it stops at the first error, which would repeat one of theirs).
         guard report.errors.isEmpty else { return }

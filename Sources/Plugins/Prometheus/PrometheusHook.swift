@@ -71,6 +71,13 @@ public final class PrometheusHook: HookPlugin, HTTPEndpointProvider, @unchecked 
     }
 }
 
+extension PrometheusHook: StatisticsPublisher {
+    /// The metrics of `BrokerStatistics.all`.
+    public var statisticsForm: StatisticsForm { .metric }
+    /// The page's path (`/metrics`, or the `path` option).
+    public var statisticsPlace: String { path }
+}
+
 /// The broker's figures (`BrokerStatistics.all`, the entries with a `metric`) as swift-metrics metrics.
 /// Counters only go up, so each scrape adds what changed since the last one.
 struct BrokerMetrics {

@@ -94,6 +94,13 @@ public final class SysHook: HookPlugin, @unchecked Sendable {
     }
 }
 
+extension SysHook: StatisticsPublisher {
+    /// The `$SYS` topics of `BrokerStatistics.all`.
+    public var statisticsForm: StatisticsForm { .sys }
+    /// `$SYS every N s`, N being `sys_interval`.
+    public var statisticsPlace: String { "$SYS every \(interval) s" }
+}
+
 /// Mosquitto's load figures: exponentially weighted averages of a per-minute rate over 1, 5 and 15 minutes.
 struct LoadAverages {
     private(set) var values: [(String, [Double])] = []

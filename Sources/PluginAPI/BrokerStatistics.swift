@@ -1,8 +1,8 @@
 /// The broker's counters (since start) and gauges (now), as `BrokerServices.statistics()` collects them.
 ///
-/// What each figure is called, and where it is published (`$SYS/broker/...` by the `sys` hook, `/metrics` by
-/// the `prometheus` hook), is declared once, in `BrokerStatistics.all`: a figure added here appears in those
-/// places, and in `midge check-config`, by adding its entry there.
+/// What each figure is called and where it is published (`$SYS/broker/...` by the `sys` hook, `/metrics` by
+/// the `prometheus` hook) is declared once, in `BrokerStatistics.all`: a figure added here gets there, and into
+/// `midge check-config`'s list, with one entry in that list.
 public struct BrokerStatistics: Sendable, Hashable {
     /// Seconds since start.
     public var uptime: Int = 0
@@ -70,8 +70,8 @@ extension BrokerStatistics {
     /// `midge check-config` lists them.
     ///
     /// Not in the list: `$SYS/broker/version` (the broker's version string, not a statistic; published once
-    /// by the `sys` hook), and the per-minute load averages, which the `sys` hook derives from the counters
-    /// with a `SysTopics.load` name.
+    /// by the `sys` hook). The per-minute load averages are not entries of their own: the `sys` hook derives
+    /// them from the counters whose `SysTopics` has a `load` name.
     public static let all: [StatisticDefinition] = [
         // In the order the `sys` hook publishes them (Mosquitto's), then those only `/metrics` shows.
         .gauge("uptime", "Seconds since the broker started.", \.uptime,

@@ -133,20 +133,60 @@ extension BrokerStatistics {
     ]
 }
 
-/// Whether a statistic counts since start or is a level now.
-public enum StatisticKind: String, Sendable, Hashable {
+/// Whether a statistic counts since start or is a level now. A struct with static members rather than an
+/// enum, so that a new kind is an addition (README, The plugin API's version): compare with `==`, and end a
+/// `switch` over one with `default:`.
+public struct StatisticKind: Hashable, Sendable, CustomStringConvertible {
+    private let name: String
+
+    private init(_ name: String) { self.name = name }
+
     /// Counted since start: it never goes down.
-    case counter
+    public static let counter = StatisticKind("counter")
     /// A level now: it goes up and down.
-    case gauge
+    public static let gauge = StatisticKind("gauge")
+
+    /// `counter` or `gauge` (Prometheus' names).
+    public var description: String { name }
 }
 
-/// How a statistic's value is read from `BrokerStatistics`.
-public enum StatisticValue: Sendable {
-    /// One number.
-    case single(@Sendable (BrokerStatistics) -> Int)
-    /// One number for each value of a label (each listener, each quota); `label` is the label's name.
-    case labelled(label: String, @Sendable (BrokerStatistics) -> [String: Int])
+/// How a statistic's value is read from `BrokerStatistics`: one number (`.single`), or one number for each
+/// value of a label (`.labelled`: each listener, each quota). A struct with static members rather than an
+/// enum, so that a new shape is an addition; read it with `number(in:)` and `samples(in:)`.
+public struct StatisticValue: Sendable {
+    /// The label's name of a labelled value (`quota`, `listener`); nil for one number.
+    public let label: String?
+    private let one: (@Sendable (BrokerStatistics) -> Int)?
+    private let each: (@Sendable (BrokerStatistics) -> [String: Int])?
+
+    private init(label: String?, one: (@Sendable (BrokerStatistics) -> Int)?,
+                 each: (@Sendable (BrokerStatistics) -> [String: Int])?) {
+        self.label = label
+        self.one = one
+        self.each = each
+    }
+
+    /// One number, read by `read` (a key path such as `\.clientsConnected` will do).
+    public static func single(_ read: @escaping @Sendable (BrokerStatistics) -> Int) -> StatisticValue {
+        StatisticValue(label: nil, one: read, each: nil)
+    }
+
+    /// One number per value of the label `label`, read by `read` (`\.connectionsByListener`).
+    public static func labelled(label: String, _ read: @escaping @Sendable (BrokerStatistics) -> [String: Int])
+        -> StatisticValue {
+        StatisticValue(label: label, one: nil, each: read)
+    }
+
+    /// The number in `statistics`; nil for a labelled value.
+    public func number(in statistics: BrokerStatistics) -> Int? {
+        one?(statistics)
+    }
+
+    /// The value in `statistics`: one sample with no label value, or one per label value (sorted by it).
+    public func samples(in statistics: BrokerStatistics) -> [(labelValue: String?, value: Int)] {
+        if let one { return [(nil, one(statistics))] }
+        return (each?(statistics) ?? [:]).sorted { $0.key < $1.key }.map { (labelValue: $0.key, value: $0.value) }
+    }
 }
 
 /// Where a statistic appears under `$SYS/broker/...` (the `sys` hook), with Mosquitto's names.
@@ -214,19 +254,11 @@ public struct StatisticDefinition: Sendable {
     }
 
     /// The label's name of a labelled statistic (`quota`, `listener`); nil for a single number.
-    public var label: String? {
-        if case .labelled(let label, _) = value { return label }
-        return nil
-    }
+    public var label: String? { value.label }
 
     /// Its value in `statistics`: one sample with no label value, or one per label value (sorted by it).
     public func samples(in statistics: BrokerStatistics) -> [(labelValue: String?, value: Int)] {
-        switch value {
-        case .single(let read):
-            return [(nil, read(statistics))]
-        case .labelled(_, let read):
-            return read(statistics).sorted { $0.key < $1.key }.map { (labelValue: $0.key, value: $0.value) }
-        }
+        value.samples(in: statistics)
     }
 
     /// Its metric as `/metrics` shows it, for people to read: `midge_listener_connections{listener}`.
@@ -265,12 +297,20 @@ public struct StatisticDefinition: Sendable {
 
 // MARK: - Plugins that publish them
 
-/// Which part of each statistic of `BrokerStatistics.all` a plugin publishes.
-public enum StatisticsForm: Sendable, Hashable {
+/// Which part of each statistic of `BrokerStatistics.all` a plugin publishes. A struct with static members
+/// rather than an enum, so that a new form is an addition: compare with `==`.
+public struct StatisticsForm: Hashable, Sendable, CustomStringConvertible {
+    private let name: String
+
+    private init(_ name: String) { self.name = name }
+
     /// Its `$SYS` topics (`StatisticDefinition.sys`), as the `sys` hook does.
-    case sys
+    public static let sys = StatisticsForm("sys")
     /// Its Prometheus metric (`StatisticDefinition.metric`), as the `prometheus` hook does.
-    case metric
+    public static let metric = StatisticsForm("metric")
+
+    /// `sys` or `metric`.
+    public var description: String { name }
 }
 
 /// A plugin that publishes the statistics of `BrokerStatistics.all`: `midge check-config` lists them, and

@@ -139,7 +139,7 @@ import Testing
         }
         // The hand lists above are the list's.
         #expect(Set(all.compactMap(\.metric)) == Set(Self.metrics.keys))
-        #expect(Dictionary(uniqueKeysWithValues: all.compactMap { s in s.metric.map { ($0, s.kind.rawValue) } })
+        #expect(Dictionary(uniqueKeysWithValues: all.compactMap { s in s.metric.map { ($0, "\(s.kind)") } })
             == Self.metrics)
         #expect(all.compactMap { $0.sys?.load } == Self.loads)
         let single = all.filter { $0.label == nil }.flatMap { $0.sys?.topics ?? [] }

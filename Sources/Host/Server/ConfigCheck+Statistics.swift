@@ -28,7 +28,7 @@ extension ConfigCheck {
             if sys, let topics = statistic.sys { places += topics.described(label: statistic.label) }
             if metric, let name = statistic.describedMetric { places.append(name) }
             guard !places.isEmpty else { continue }
-            lines.append("  \(statistic.name) (\(statistic.kind.rawValue)): \(places.joined(separator: ", "))")
+            lines.append("  \(statistic.name) (\(statistic.kind)): \(places.joined(separator: ", "))")
         }
         return lines
     }

@@ -99,6 +99,7 @@ struct BrokerMetrics {
                 switch statistic.kind {
                 case .gauge: gauge(key, dimensions, sample.value)
                 case .counter: counter(key, dimensions, sample.value)
+                default: break  // a kind this hook does not map yet
                 }
             }
         }

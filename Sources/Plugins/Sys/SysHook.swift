@@ -74,8 +74,9 @@ public final class SysHook: HookPlugin, @unchecked Sendable {
             let elapsed = now.timeIntervalSince(last.time)
             let perMinute = 60 / elapsed
             for statistic in BrokerStatistics.all {
-                guard let name = statistic.sys?.load, case .single(let read) = statistic.value else { continue }
-                let rate = Double(max(0, read(statistics) - read(last.statistics))) * perMinute
+                guard let name = statistic.sys?.load, let current = statistic.value.number(in: statistics),
+                      let before = statistic.value.number(in: last.statistics) else { continue }
+                let rate = Double(max(0, current - before)) * perMinute
                 loads.update(name, rate, elapsed: elapsed)
             }
             for (name, values) in loads.values {

@@ -252,5 +252,5 @@ let package = Package(
             swiftSettings: upcoming
         ),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -115,7 +115,7 @@ struct MidgeBench: ParsableCommand {
             ])
             print(line.rendered)
             print("\(watchdogScenario) [\(watchdogLabel)]: ERROR the run did not end within \(Int(budget)) s")
-            fflush(stdout)
+            fflush(nil)  // every output stream (stdout is a C global Swift 6 will not touch)
             Foundation.exit(2)
         }
         let runner = Runner(options: self, fileLimit: fileLimit)
@@ -729,7 +729,7 @@ final class Runner {
         }
         for line in human { print(line) }
         for problem in problemList { print("  problem: \(problem)") }
-        fflush(stdout)
+        fflush(nil)  // every output stream (stdout is a C global Swift 6 will not touch)
         return error == nil
     }
 }

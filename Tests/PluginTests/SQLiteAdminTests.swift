@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import PluginAPI
 @testable import SQLitePlugin
 import Testing
@@ -90,10 +91,10 @@ struct SQLiteAdminTests {
         #expect(scratch.admin("acl", "del", "one").status == 2)
         #expect(SQLiteAdmin.run(arguments: ["list"], io: .init(out: { _ in }, err: { _ in },
                                                                readNewPassword: { "" })) == 2)  // no --db
-        var help: [String] = []
-        #expect(SQLiteAdmin.run(arguments: ["--help"], io: .init(out: { help.append($0) }, err: { _ in },
-                                                                 readNewPassword: { "" })) == 0)
-        #expect(help.joined().contains("usage: midge users"))
+        let help = NIOLockedValueBox<[String]>([])
+        #expect(SQLiteAdmin.run(arguments: ["--help"], io: .init(out: { line in help.withLockedValue { $0.append(line) } },
+                                                                 err: { _ in }, readNewPassword: { "" })) == 0)
+        #expect(help.withLockedValue { $0 }.joined().contains("usage: midge users"))
     }
 
     @Test func commandsOnAMissingDatabaseFailWithoutCreatingIt() throws {

@@ -1,3 +1,5 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -26,15 +28,15 @@ public enum PasswdTool {
     }
 
     /// Where the tool talks: standard output, standard error, and a password prompt.
-    struct Console {
-        var output: (String) -> Void
-        var error: (String) -> Void
+    struct Console: Sendable {
+        var output: @Sendable (String) -> Void
+        var error: @Sendable (String) -> Void
         /// Shows the prompt and reads one line without echo; nil at end of input.
-        var readSecret: (String) -> String?
+        var readSecret: @Sendable (String) -> String?
 
         static let standard = Console(
-            output: { text in fputs(text, stdout); fflush(stdout) },
-            error: { text in fputs(text, stderr) },
+            output: { text in FileHandle.standardOutput.write(Data(text.utf8)) },
+            error: { text in FileHandle.standardError.write(Data(text.utf8)) },
             readSecret: { prompt in Terminal.readSecret(prompt: prompt) }
         )
     }
@@ -290,8 +292,7 @@ enum Terminal {
     /// Prints `prompt` to standard output, reads a line from standard input with echo off (when it is a
     /// terminal), restores the terminal and ends the prompt line. Nil at end of input.
     static func readSecret(prompt: String) -> String? {
-        fputs(prompt, stdout)
-        fflush(stdout)
+        FileHandle.standardOutput.write(Data(prompt.utf8))
         let interactive = isatty(STDIN_FILENO) == 1
         if interactive, tcgetattr(STDIN_FILENO, &saved) == 0 {
             var quiet = saved
@@ -308,8 +309,7 @@ enum Terminal {
             signal(SIGINT, SIG_DFL)
             signal(SIGTERM, SIG_DFL)
         }
-        fputs("\n", stdout)
-        fflush(stdout)
+        FileHandle.standardOutput.write(Data("\n".utf8))
         guard var line else { return nil }
         while line.hasSuffix("\r") { line.removeLast() }
         return line

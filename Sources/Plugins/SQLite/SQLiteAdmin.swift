@@ -51,12 +51,12 @@ public enum SQLiteAdmin {
         """
 
     /// Where output goes and where passwords come from (replaced in tests).
-    struct IO {
-        var out: (String) -> Void
-        var err: (String) -> Void
+    struct IO: Sendable {
+        var out: @Sendable (String) -> Void
+        var err: @Sendable (String) -> Void
         /// Asks for a new password (prompting twice on a terminal); nil when the two entries differ or there
         /// is no input.
-        var readNewPassword: () throws -> String
+        var readNewPassword: @Sendable () throws -> String
 
         static let standard = IO(
             out: { print($0) },

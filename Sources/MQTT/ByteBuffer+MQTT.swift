@@ -6,7 +6,7 @@ extension ByteBuffer {
     mutating func readMQTTVariableInteger() throws -> Int {
         var value = 0
         var multiplier = 1
-        for index in 0..<4 {
+        for _ in 0..<4 {
             guard let byte = readInteger(as: UInt8.self) else {
                 throw MQTTError.malformedPacket("variable byte integer cut short")
             }
@@ -53,16 +53,6 @@ extension ByteBuffer {
         }
         moveReaderIndex(forwardBy: consumed)
         return string
-    }
-
-    @inlinable
-    mutating func readMQTTString(length: Int, _ what: StaticString) throws -> String? {
-        guard readableBytes >= length else { return nil }
-        let valid = withUnsafeReadableBytes { raw in
-            UTF8Validation.isValidMQTT(UnsafeRawBufferPointer(rebasing: raw[..<length]))
-        }
-        guard valid else { throw MQTTError.malformedPacket("\(what): not valid UTF-8 for MQTT") }
-        return readString(length: length)
     }
 
     /// Reads a two-byte length followed by that many bytes.

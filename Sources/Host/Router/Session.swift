@@ -131,7 +131,8 @@ final class Session: @unchecked Sendable {
     /// Takes what may be sent now: queued messages while the in-flight window has room, at most `limit`.
     /// Called on the owning connection's event loop.
     /// `permit`, when given, is asked for each message (the read authorization, checked at delivery as
-    /// Mosquitto does); a message it refuses is dropped silently.
+    /// Mosquitto does); a message it refuses is dropped silently. It runs while this session's lock is held:
+    /// it must not call back into this session.
     /// Returns the publishers that paused for this session and may read again.
     @discardableResult
     func takeReady(limit: Int, into out: inout [Outgoing], permit: ((Delivery) -> Bool)? = nil) -> [ConnectionHandle] {

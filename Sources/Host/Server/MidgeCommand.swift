@@ -181,7 +181,7 @@ public struct MidgeCommand: AsyncParsableCommand {
             case "file":
                 if let path = config.logFile {
                     if !FileManager.default.fileExists(atPath: path) {
-                        FileManager.default.createFile(atPath: path, contents: nil)
+                        _ = FileManager.default.createFile(atPath: path, contents: nil)  // opened (or reported) below
                     }
                     if let handle = FileHandle(forWritingAtPath: path) {
                         handle.seekToEndOfFile()

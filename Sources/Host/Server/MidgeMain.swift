@@ -8,6 +8,7 @@ import PluginAPI
 /// // Sources/my-broker/main.swift
 /// import Host
 /// import PluginAPI
+/// import TCPPlugin
 /// await MidgeMain.run(registry: PluginRegistry([TCPTransport.descriptor, MyHook.descriptor]))
 /// ```
 public enum MidgeMain {

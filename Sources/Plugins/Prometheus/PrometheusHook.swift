@@ -1,7 +1,7 @@
 import CoreMetrics
 import Metrics
 import Foundation
-public import NIOCore
+import NIOCore
 import NIOConcurrencyHelpers
 public import PluginAPI
 import Prometheus

@@ -55,11 +55,10 @@ public final class TCPTransport: TransportPlugin, Sendable {
         do {
             bound = try await bootstrap.bind(host: host, port: port).get()
         } catch {
-            // Some hosts have no IPv6: listen on IPv4's any-address instead.
-            guard ipv4Fallback, let fallback = try? await bootstrap.bind(host: "0.0.0.0", port: port).get() else {
-                throw error
-            }
-            bound = fallback
+            // Some hosts have no IPv6: listen on IPv4's any-address instead (its error is the telling one there:
+            // "address in use" rather than "address family not supported").
+            guard ipv4Fallback else { throw error }
+            bound = try await bootstrap.bind(host: "0.0.0.0", port: port).get()
         }
         channel.withLockedValue { $0 = bound }
         return bound.localAddress?.port ?? port

@@ -80,9 +80,3 @@ public enum CertificatePlan: Equatable, Sendable {
         return access(current, W_OK | X_OK) == 0
     }
 }
-
-private enum ConfigCheckPaths {
-    static func join(_ directory: String, _ name: String) -> String {
-        directory.hasSuffix("/") ? directory + name : directory + "/" + name
-    }
-}

@@ -165,7 +165,11 @@ public final class TLSDecorator: ConnectionDecoratorPlugin, ReloadablePlugin, Co
         return { channel, facts in
             var facts = facts
             facts.usernameFromCertificate = usernameFromCertificate
-            guard let state = current.withLockedValue({ $0 }) else { return channel.close() }
+            // No state only under `midge check-config`, which never listens.
+            guard let state = current.withLockedValue({ $0 }) else {
+                channel.close(promise: nil)
+                return channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+            }
             return channel.eventLoop.makeCompletedFuture { [facts] in
                 let ssl = try Self.makeServerHandler(state: state, channel: channel, listener: facts.listener,
                                                      logger: logger)

@@ -101,7 +101,8 @@ let package = Package(
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .target(
             name: "PasswordFilePlugin",
-            dependencies: ["PluginAPI", "CCrypto", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["PluginAPI", "CCrypto", .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
             path: "Sources/Plugins/PasswordFile",
             swiftSettings: upcoming
         ),

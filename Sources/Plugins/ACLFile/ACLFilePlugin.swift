@@ -22,7 +22,7 @@ public import PluginAPI
 /// `prepare` (patterns substituted, filters split) and looked up under a read lock, and matching does not
 /// allocate. `reload()` parses the whole file first and swaps it in with every client's rules recompiled;
 /// an unreadable or invalid file throws and leaves the previous rules in force.
-public final class ACLFilePlugin: AuthorizationPlugin, ReloadablePlugin, @unchecked Sendable {
+public final class ACLFilePlugin: AuthorizationPlugin, ReloadablePlugin, Sendable {
     /// The registry name.
     public static let name = "acl-file"
 
@@ -36,10 +36,12 @@ public final class ACLFilePlugin: AuthorizationPlugin, ReloadablePlugin, @unchec
     /// The ACL file's path.
     public let path: String
     private let logger: Logger?
-    private let lock = ReadWriteLock()
-    // Guarded by `lock`.
-    private var file: ACLFile
-    private var clients: [ClientInfo: ACLClientRules] = [:]
+    /// The rules in force, and each prepared client's rules compiled from them.
+    private struct State: Sendable {
+        var file: ACLFile
+        var clients: [ClientInfo: ACLClientRules] = [:]
+    }
+    private let state: ReadWriteLocked<State>
 
     /// Reads option `acl_file` and loads the file.
     public convenience init(options: inout PluginOptions, context: PluginContext) throws {
@@ -56,7 +58,8 @@ public final class ACLFilePlugin: AuthorizationPlugin, ReloadablePlugin, @unchec
     public init(path: String, logger: Logger? = nil) throws {
         self.path = path
         self.logger = logger
-        self.file = try Self.load(path: path)
+        let file = try Self.load(path: path)
+        self.state = ReadWriteLocked(State(file: file))
         warnAboutPatterns(file)
     }
 
@@ -71,7 +74,7 @@ public final class ACLFilePlugin: AuthorizationPlugin, ReloadablePlugin, @unchec
     }
 
     /// The rules in force.
-    public var current: ACLFile { lock.withReadLock { file } }
+    public var current: ACLFile { state.withReadLock { $0.file } }
 
     /// The ACL file.
     public var watchedFiles: [String] { [path] }
@@ -80,9 +83,9 @@ public final class ACLFilePlugin: AuthorizationPlugin, ReloadablePlugin, @unchec
     public func prepareReload() async throws -> PreparedReload {
         let fresh = try Self.load(path: path)
         return PreparedReload { [self] in
-            lock.withWriteLock {
-                file = fresh
-                for client in Array(clients.keys) { clients[client] = fresh.rules(for: client) }
+            state.withWriteLock { state in
+                state.file = fresh
+                for client in Array(state.clients.keys) { state.clients[client] = fresh.rules(for: client) }
             }
             warnAboutPatterns(fresh)
             logger?.info("Reloaded \(path): \(fresh.ruleCount) rules.")
@@ -90,17 +93,17 @@ public final class ACLFilePlugin: AuthorizationPlugin, ReloadablePlugin, @unchec
     }
 
     public func prepare(client: ClientInfo, on eventLoop: any EventLoop) -> PluginAnswer<Void> {
-        lock.withWriteLock { clients[client] = file.rules(for: client) }
+        state.withWriteLock { $0.clients[client] = $0.file.rules(for: client) }
         return .now(())
     }
 
     public func forget(client: ClientInfo) {
-        lock.withWriteLock { _ = clients.removeValue(forKey: client) }
+        state.withWriteLock { _ = $0.clients.removeValue(forKey: client) }
     }
 
     public func authorize(client: ClientInfo, access: Access, topic: String, qos: QoS, retain: Bool) -> Decision {
         // A client `prepare` was not called for is compiled on the spot (and not kept).
-        let rules = lock.withReadLock { clients[client] ?? file.rules(for: client) }
+        let rules = state.withReadLock { $0.clients[client] ?? $0.file.rules(for: client) }
         switch access {
         case .write:
             return rules.decide(.write, topic: topic)
@@ -121,7 +124,7 @@ public final class ACLFilePlugin: AuthorizationPlugin, ReloadablePlugin, @unchec
     }
 
     /// The number of clients whose rules are cached (between `prepare` and `forget`).
-    var cachedClientCount: Int { lock.withReadLock { clients.count } }
+    var cachedClientCount: Int { state.withReadLock { $0.clients.count } }
 
     private func warnAboutPatterns(_ file: ACLFile) {
         guard let logger else { return }

@@ -35,12 +35,15 @@ struct ReadFailure: Error {
     init(_ code: Int32) { self.message = String(cString: strerror(code)) }
 }
 
-/// A readers-writer lock: `authorize` (many event loops at once) reads, `prepare`/`forget`/`reload` write.
-/// Writers are preferred on glibc so a steady stream of readers cannot starve a reload.
-final class ReadWriteLock: @unchecked Sendable {
+/// A value behind a readers-writer lock: `authorize` (many event loops at once) reads, `prepare`/`forget`/
+/// `reload` write. Writers are preferred on glibc so a steady stream of readers cannot starve a reload.
+// @unchecked: `value` is only touched inside `withReadLock` (shared) and `withWriteLock` (exclusive).
+final class ReadWriteLocked<Value: Sendable>: @unchecked Sendable {
     private let lock: UnsafeMutablePointer<pthread_rwlock_t>
+    private var value: Value
 
-    init() {
+    init(_ value: Value) {
+        self.value = value
         lock = .allocate(capacity: 1)
         lock.initialize(to: pthread_rwlock_t())
         #if canImport(Glibc)
@@ -60,17 +63,19 @@ final class ReadWriteLock: @unchecked Sendable {
         lock.deallocate()
     }
 
+    /// Runs `body` with the value, sharing the lock with other readers.
     @inline(__always)
-    func withReadLock<T>(_ body: () throws -> T) rethrows -> T {
+    func withReadLock<T>(_ body: (Value) throws -> T) rethrows -> T {
         pthread_rwlock_rdlock(lock)
         defer { pthread_rwlock_unlock(lock) }
-        return try body()
+        return try body(value)
     }
 
+    /// Runs `body` with the value to change, alone.
     @inline(__always)
-    func withWriteLock<T>(_ body: () throws -> T) rethrows -> T {
+    func withWriteLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
         pthread_rwlock_wrlock(lock)
         defer { pthread_rwlock_unlock(lock) }
-        return try body()
+        return try body(&value)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 public import NIOCore
 public import PluginAPI
 
@@ -11,7 +12,7 @@ public import PluginAPI
 /// The users live in an immutable snapshot behind a lock: `reload()` reads and parses the whole new file
 /// first and swaps only then, so a missing or broken file on reload throws and leaves the last good users in
 /// force. Passwords and hashes are never logged.
-public final class PasswordFilePlugin: AuthenticationPlugin, ReloadablePlugin, @unchecked Sendable {
+public final class PasswordFilePlugin: AuthenticationPlugin, ReloadablePlugin, Sendable {
     /// Registry entry.
     public static let descriptor = PluginDescriptor(
         name: "passwd",
@@ -30,8 +31,7 @@ public final class PasswordFilePlugin: AuthenticationPlugin, ReloadablePlugin, @
     /// The absolute path of the password file.
     public let path: String
     private let context: PluginContext
-    private let lock = NSLock()
-    private var snapshot: PasswordFile
+    private let snapshot: NIOLockedValueBox<PasswordFile>
 
     /// Options: `password_file` (required); a relative path resolves against the config directory.
     public convenience init(options: inout PluginOptions, context: PluginContext) throws {
@@ -51,13 +51,14 @@ public final class PasswordFilePlugin: AuthenticationPlugin, ReloadablePlugin, @
             self.path = "\(directory)/\(path)"
         }
         self.context = context
-        self.snapshot = try Self.load(path: self.path, context: context)
-        context.logger.info("Loaded \(snapshot.userCount) user(s) from password file \(self.path).")
+        let loaded = try Self.load(path: self.path, context: context)
+        self.snapshot = NIOLockedValueBox(loaded)
+        context.logger.info("Loaded \(loaded.userCount) user(s) from password file \(self.path).")
     }
 
     /// The users in force now.
     public var passwordFile: PasswordFile {
-        lock.withLock { snapshot }
+        snapshot.withLockedValue { $0 }
     }
 
     public func authenticate(client: ClientInfo, credentials: Credentials,
@@ -80,7 +81,7 @@ public final class PasswordFilePlugin: AuthenticationPlugin, ReloadablePlugin, @
     public func prepareReload() async throws -> PreparedReload {
         let fresh = try Self.load(path: path, context: context)
         return PreparedReload { [self] in
-            lock.withLock { snapshot = fresh }
+            snapshot.withLockedValue { $0 = fresh }
             context.logger.info("Reloaded \(fresh.userCount) user(s) from password file \(path).")
         }
     }

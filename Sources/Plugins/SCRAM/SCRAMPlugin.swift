@@ -19,7 +19,7 @@ public import PluginAPI
 /// Channel binding (`p=`) and mandatory extensions (`m=`) are refused; SASLprep is not applied to user
 /// names or passwords (ASCII ones are unaffected). An unknown user gets a made-up salt, so the exchange does
 /// not tell who exists. Everything is answered at once: the server side does no PBKDF2.
-public final class SCRAMPlugin: EnhancedAuthenticationPlugin, ReloadablePlugin, @unchecked Sendable {
+public final class SCRAMPlugin: EnhancedAuthenticationPlugin, ReloadablePlugin, Sendable {
     /// Registry entry.
     public static let descriptor = PluginDescriptor(
         name: "scram",
@@ -43,7 +43,11 @@ public final class SCRAMPlugin: EnhancedAuthenticationPlugin, ReloadablePlugin, 
     /// Makes the salts of unknown users.
     private let secret = SCRAMCrypto.random(32)
     /// The server's part of the nonce (replaced by tests to check RFC 7677's example exchange).
-    var makeServerNonce: @Sendable () -> String = { Data(SCRAMCrypto.random(18)).base64EncodedString() }
+    var makeServerNonce: @Sendable () -> String {
+        get { nonceMaker.withLockedValue { $0 } }
+        set { nonceMaker.withLockedValue { $0 = newValue } }
+    }
+    private let nonceMaker = NIOLockedValueBox<@Sendable () -> String>({ Data(SCRAMCrypto.random(18)).base64EncodedString() })
 
     /// Options: `scram_file` (required; relative paths resolve against the config directory).
     public convenience init(options: inout PluginOptions, context: PluginContext) throws {

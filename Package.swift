@@ -143,7 +143,8 @@ let package = Package(
         ),
         .target(
             name: "SysPlugin",
-            dependencies: ["PluginAPI", "MQTT", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["PluginAPI", "MQTT", .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
             path: "Sources/Plugins/Sys",
             swiftSettings: upcoming
         ),

@@ -10,7 +10,7 @@ import MQTT
 ///
 /// Options: `log_type` (comma-separated Mosquitto log types; default `error,warning,notice,information`),
 /// `connection_messages` (default true).
-public final class LogHook: HookPlugin, @unchecked Sendable {
+public final class LogHook: HookPlugin, Sendable {
     /// Registry entry.
     public static let descriptor = PluginDescriptor(name: "log", summary: "log connection, subscription and message events") {
         options, context in try LogHook(options: &options, logger: Logger(label: "midge"))

@@ -21,7 +21,7 @@ import Prometheus
 /// ```
 ///
 /// Options: `path` (default `/metrics`).
-public final class PrometheusHook: HookPlugin, HTTPEndpointProvider, @unchecked Sendable {
+public final class PrometheusHook: HookPlugin, HTTPEndpointProvider, Sendable {
     /// Registry entry.
     public static let descriptor = PluginDescriptor(name: "prometheus", summary: "/metrics for Prometheus on the admin listener") {
         options, _ in try PrometheusHook(options: &options)
@@ -36,7 +36,8 @@ public final class PrometheusHook: HookPlugin, HTTPEndpointProvider, @unchecked 
 
     public let events: HookEvents = []
     let path: String
-    private var broker: (any BrokerServices)?
+    /// Set once, by `attach`.
+    private let broker = NIOLockedValueBox<(any BrokerServices)?>(nil)
     private let metrics = NIOLockedValueBox(BrokerMetrics())
 
     public init(options: inout PluginOptions) throws {
@@ -48,7 +49,7 @@ public final class PrometheusHook: HookPlugin, HTTPEndpointProvider, @unchecked 
     }
 
     public func attach(_ broker: any BrokerServices) {
-        self.broker = broker
+        self.broker.withLockedValue { $0 = broker }
     }
 
     public func start() async throws {
@@ -57,7 +58,7 @@ public final class PrometheusHook: HookPlugin, HTTPEndpointProvider, @unchecked 
 
     public var httpEndpoints: [HTTPEndpoint] {
         [HTTPEndpoint(path: path) { [self] _, eventLoop in
-            guard let broker else {
+            guard let broker = self.broker.withLockedValue({ $0 }) else {
                 return .now(HTTPEndpointResponse(status: 503, body: ByteBuffer(string: "broker not attached\n")))
             }
             return .later(broker.statistics().hop(to: eventLoop).map { statistics in

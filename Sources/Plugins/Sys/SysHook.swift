@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 public import NIOCore
 public import PluginAPI
 import MQTT
@@ -10,7 +11,7 @@ import MQTT
 /// of `BrokerStatistics.all`, in its order, then the load averages of the counters that have them.
 ///
 /// Options: `sys_interval` (seconds, default 10).
-public final class SysHook: HookPlugin, @unchecked Sendable {
+public final class SysHook: HookPlugin, Sendable {
     /// Registry entry.
     public static let descriptor = PluginDescriptor(name: "sys", summary: "the $SYS/broker topic tree") { options, _ in
         try SysHook(options: &options)
@@ -19,12 +20,16 @@ public final class SysHook: HookPlugin, @unchecked Sendable {
     public let events: HookEvents = [.tick]
     public let tickInterval: TimeAmount
     private let interval: Int
-    private var broker: (any BrokerServices)?
-    /// Touched only from `tick`, which the host never runs twice at once for one hook (one repeated task).
-    private var published: [String: String] = [:]
-    private var versionSent = false
-    private var last: (time: Date, statistics: BrokerStatistics)?
-    private var loads = LoadAverages()
+    /// Set once, by `attach`.
+    private let broker = NIOLockedValueBox<(any BrokerServices)?>(nil)
+    /// What was published last, and the figures the load averages are computed from.
+    private struct State {
+        var published: [String: String] = [:]
+        var versionSent = false
+        var last: (time: Date, statistics: BrokerStatistics)?
+        var loads = LoadAverages()
+    }
+    private let state = NIOLockedValueBox(State())
 
     public init(options: inout PluginOptions) throws {
         let seconds = try options.int("sys_interval") ?? 10
@@ -37,61 +42,68 @@ public final class SysHook: HookPlugin, @unchecked Sendable {
     }
 
     public func attach(_ broker: any BrokerServices) {
-        self.broker = broker
+        self.broker.withLockedValue { $0 = broker }
     }
 
     public func start() async throws {
         // The first values at once, as Mosquitto does, rather than after one interval.
-        guard let broker else { return }
+        guard let broker = broker.withLockedValue({ $0 }) else { return }
         let statistics = try await broker.statistics().get()
         update(statistics, now: Date())
     }
 
     public func tick(on eventLoop: any EventLoop) throws -> HookAnswer {
-        guard let broker else { return .now(()) }
+        guard let broker = broker.withLockedValue({ $0 }) else { return .now(()) }
         return .later(broker.statistics().hop(to: eventLoop).map { statistics in
             self.update(statistics, now: Date())
         })
     }
 
+    /// Publishes what changed (and what is published every interval), retained; the messages are worked out
+    /// under the state's lock and published after it.
     private func update(_ statistics: BrokerStatistics, now: Date) {
-        guard let broker else { return }
-        if !versionSent {
-            versionSent = true
-            broker.publish(HookMessage(topic: "$SYS/broker/version", payload: ByteBuffer(string: broker.version),
-                                       retain: true))
-        }
-        for statistic in BrokerStatistics.all {
-            guard let sys = statistic.sys else { continue }
-            for sample in statistic.samples(in: statistics) {
-                let payload = sys.unit.map { "\(sample.value) \($0)" } ?? String(sample.value)
-                for topic in sys.topics {
-                    publish(sample.labelValue.map { "\(topic)/\($0)" } ?? topic, payload, always: sys.everyInterval)
-                }
+        guard let broker = broker.withLockedValue({ $0 }) else { return }
+        let messages = state.withLockedValue { state in
+            var messages: [(topic: String, payload: String)] = []
+            func publish(_ topic: String, _ value: String, always: Bool = false) {
+                guard always || state.published[topic] != value else { return }
+                state.published[topic] = value
+                messages.append((topic, value))
             }
-        }
-        if let last, now.timeIntervalSince(last.time) > 0 {
-            let elapsed = now.timeIntervalSince(last.time)
-            let perMinute = 60 / elapsed
+            if !state.versionSent {
+                state.versionSent = true
+                messages.append(("$SYS/broker/version", broker.version))
+            }
             for statistic in BrokerStatistics.all {
-                guard let name = statistic.sys?.load, let current = statistic.value.number(in: statistics),
-                      let before = statistic.value.number(in: last.statistics) else { continue }
-                let rate = Double(max(0, current - before)) * perMinute
-                loads.update(name, rate, elapsed: elapsed)
-            }
-            for (name, values) in loads.values {
-                for (window, value) in zip(["1min", "5min", "15min"], values) {
-                    publish("$SYS/broker/load/\(name)/\(window)", String(format: "%.2f", value))
+                guard let sys = statistic.sys else { continue }
+                for sample in statistic.samples(in: statistics) {
+                    let payload = sys.unit.map { "\(sample.value) \($0)" } ?? String(sample.value)
+                    for topic in sys.topics {
+                        publish(sample.labelValue.map { "\(topic)/\($0)" } ?? topic, payload, always: sys.everyInterval)
+                    }
                 }
             }
+            if let last = state.last, now.timeIntervalSince(last.time) > 0 {
+                let elapsed = now.timeIntervalSince(last.time)
+                let perMinute = 60 / elapsed
+                for statistic in BrokerStatistics.all {
+                    guard let name = statistic.sys?.load, let current = statistic.value.number(in: statistics),
+                          let before = statistic.value.number(in: last.statistics) else { continue }
+                    let rate = Double(max(0, current - before)) * perMinute
+                    state.loads.update(name, rate, elapsed: elapsed)
+                }
+                for (name, values) in state.loads.values {
+                    for (window, value) in zip(["1min", "5min", "15min"], values) {
+                        publish("$SYS/broker/load/\(name)/\(window)", String(format: "%.2f", value))
+                    }
+                }
+            }
+            state.last = (now, statistics)
+            return messages
         }
-        last = (now, statistics)
-    }
-
-    private func publish(_ topic: String, _ value: String, always: Bool = false) {
-        guard always || published[topic] != value, let broker else { return }
-        published[topic] = value
-        broker.publish(HookMessage(topic: topic, payload: ByteBuffer(string: value), retain: true))
+        for message in messages {
+            broker.publish(HookMessage(topic: message.topic, payload: ByteBuffer(string: message.payload), retain: true))
+        }
     }
 }
 

@@ -9,7 +9,7 @@ import NIOCore
 /// Everything that changes lives in one `State` value inside the lock's box: its methods mutate it in place
 /// through the box's pointer, so the per-message path pays no dynamic exclusivity checks (which every access
 /// to a class's stored `var` that spans a call would).
-final class Session: @unchecked Sendable {
+final class Session: Sendable {
     let clientID: String
     let limits: SessionLimits
     private let state: NIOLockedValueBox<State>

@@ -27,55 +27,58 @@ struct MatchResult {
 }
 
 /// The members of one `$share/GROUP/FILTER`; picks members round robin.
-final class ShareGroup: @unchecked Sendable {
+final class ShareGroup: Sendable {
     let name: String
     let filter: String
-    private let lock = NIOLock()
-    private var members: [(session: Session, subscription: Subscription)] = []
-    private var next = 0
+    private struct Members {
+        var list: [(session: Session, subscription: Subscription)] = []
+        var next = 0
+    }
+    private let members = NIOLockedValueBox(Members())
 
     init(name: String, filter: String) {
         self.name = name
         self.filter = filter
     }
 
-    var isEmpty: Bool { lock.withLock { members.isEmpty } }
+    var isEmpty: Bool { members.withLockedValue { $0.list.isEmpty } }
 
     /// Adds or replaces a member; returns whether it is new.
     @discardableResult
     func add(_ session: Session, _ subscription: Subscription) -> Bool {
-        lock.withLock {
-            if let i = members.firstIndex(where: { $0.session === session }) {
-                members[i] = (session, subscription)
+        members.withLockedValue { members in
+            if let i = members.list.firstIndex(where: { $0.session === session }) {
+                members.list[i] = (session, subscription)
                 return false
             }
-            members.append((session, subscription))
+            members.list.append((session, subscription))
             return true
         }
     }
 
     @discardableResult
     func remove(_ session: Session) -> Bool {
-        lock.withLock {
-            guard let i = members.firstIndex(where: { $0.session === session }) else { return false }
-            members.remove(at: i)
+        members.withLockedValue { members in
+            guard let i = members.list.firstIndex(where: { $0.session === session }) else { return false }
+            members.list.remove(at: i)
             return true
         }
     }
 
     /// The next member, preferring connected ones.
     func pick() -> (session: Session, subscription: Subscription)? {
-        lock.withLock {
-            guard !members.isEmpty else { return nil }
-            for offset in 0..<members.count {
-                let candidate = members[(next + offset) % members.count]
+        members.withLockedValue { members in
+            let count = members.list.count
+            guard count > 0 else { return nil }
+            for offset in 0..<count {
+                let candidate = members.list[(members.next + offset) % count]
                 if candidate.session.isConnected {
-                    next = (next + offset + 1) % members.count
+                    members.next = (members.next + offset + 1) % count
                     return candidate
                 }
             }
-            let candidate = members[next % members.count]
-            next = (next + 1) % members.count
+            let candidate = members.list[members.next % count]
+            members.next = (members.next + 1) % count
             return candidate
         }
     }
@@ -86,7 +89,7 @@ final class ShareGroup: @unchecked Sendable {
 ///
 /// The tree and the cache are one value inside the lock's box (nodes are structs), changed in place through the
 /// box's pointer: matching pays no dynamic exclusivity checks.
-final class SubscriptionIndex: @unchecked Sendable {
+final class SubscriptionIndex: Sendable {
     private struct Node {
         var children: [Substring: Node] = [:]
         var subscribers: [ObjectIdentifier: (session: Session, subscription: Subscription)] = [:]

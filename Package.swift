@@ -128,6 +128,7 @@ let package = Package(
             dependencies: [
                 "PluginAPI", "CSQLite", "PasswordFilePlugin",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Sources/Plugins/SQLite",

@@ -82,6 +82,9 @@ final class LoopContext {
 }
 
 /// The `LoopContext` of every event loop of the broker's group, made once at start-up.
+// @unchecked: the dictionary never changes after `init`, and each `LoopContext` (not Sendable: plain counters
+// and buffers) is used only on its own event loop (`context(for:)` is called on that loop; `statistics()`
+// reads one through `eventLoop.submit`).
 struct LoopContexts: @unchecked Sendable {
     private var contexts: [ObjectIdentifier: LoopContext] = [:]
     /// Every loop's context.

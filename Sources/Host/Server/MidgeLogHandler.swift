@@ -6,9 +6,10 @@ import NIOConcurrencyHelpers
 /// destinations `log_dest` names, for the types `log_type` enables.
 struct MidgeLogHandler: LogHandler {
     /// Where lines go; shared by every logger of the process.
-    final class Sink: @unchecked Sendable {
+    final class Sink: Sendable {
+        /// Keeps each line whole when several threads log at once.
         private let lock = NIOLock()
-        private var handles: [FileHandle]
+        private let handles: [FileHandle]
         let timestamps: Bool
         let format: LogFormat
 

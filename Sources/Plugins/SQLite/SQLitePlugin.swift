@@ -78,6 +78,7 @@ import CSQLite
 import Foundation
 import Logging
 import MQTT
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 public import PluginAPI
@@ -310,12 +311,11 @@ private struct UnsafeTransfer<Value>: @unchecked Sendable {
 }
 
 /// Lets exactly one of the racers (the answer, the deadline) complete a promise.
-private final class Once: @unchecked Sendable {
-    private let lock = NSLock()
-    private var done = false
+private final class Once: Sendable {
+    private let done = NIOLockedValueBox(false)
 
     func claim() -> Bool {
-        lock.withLock {
+        done.withLockedValue { done in
             if done { return false }
             done = true
             return true

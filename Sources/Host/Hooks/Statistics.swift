@@ -31,6 +31,7 @@ struct LoopCounters {
 }
 
 /// What hooks may ask of the broker (`BrokerServices`), answered from the router and the loops' counters.
+// @unchecked: `hooks` and `quotas` are set once in `Broker.init`, before any hook can call it.
 final class BrokerServicesProvider: BrokerServices, @unchecked Sendable {
     let version: String
     let startedAt = Date()

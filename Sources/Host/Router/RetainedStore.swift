@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 
 /// Retained messages by topic, as a tree of topic levels so that a wildcard subscription finds its matches
 /// without scanning every retained message.
+// @unchecked: the tree of `Node`s and `count` are touched under `lock` only.
 final class RetainedStore: @unchecked Sendable {
     private final class Node {
         var children: [Substring: Node] = [:]

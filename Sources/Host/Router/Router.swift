@@ -15,6 +15,8 @@ struct RouterSettings: Sendable {
 
 /// The core: sessions, the subscription index and the retained store. It knows nothing about sockets; it
 /// reaches connections only through `ConnectionHandle`.
+// @unchecked: `sessions`, `connected`, `connectedMaximum` are touched under `lock` only; the index and the
+// retained store guard themselves.
 final class Router: @unchecked Sendable {
     let index = SubscriptionIndex()
     let retained = RetainedStore()
@@ -328,6 +330,7 @@ final class DeliveryBatch {
 
 /// The router's way to reach a connection without holding the channel's handler: drain its session or close
 /// it. Its methods hop to the connection's event loop where needed.
+// @unchecked: `handler` is set and read on `eventLoop` only (every method hops there first).
 final class ConnectionHandle: @unchecked Sendable {
     let eventLoop: any EventLoop
     /// Set and read on `eventLoop` only.

@@ -7,6 +7,9 @@ import NIOPosix
 import PluginAPI
 
 /// A running broker: listeners, the router, and the plugins the config chose.
+// @unchecked: the listeners, plugins and contexts are set in `init`; the admin server, timers, file watcher and
+// bound ports by `start()` and `shutdown()`, which the service runs one after the other (issue "The house,
+// part 2" moves these into values made once).
 public final class Broker: @unchecked Sendable {
     public let config: BrokerConfig
     let logger: Logger

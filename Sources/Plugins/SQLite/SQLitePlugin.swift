@@ -87,6 +87,7 @@ public import PluginAPI
 ///
 /// All database work runs on one dedicated thread (an `NIOThreadPool` of one thread) that owns the only
 /// connection, so prepared statements are reused without locking and a reload is serialized with lookups.
+// @unchecked: `store` and `cache` are guarded by `lock` (and `store` used on the database thread only).
 public final class SQLitePlugin: AuthenticationPlugin, AuthorizationPlugin, ReloadablePlugin, @unchecked Sendable {
     /// Registry entry.
     public static let descriptor = PluginDescriptor(name: "sqlite", summary: "users and ACLs in a SQLite database", commands: [
@@ -305,6 +306,7 @@ public final class SQLitePlugin: AuthenticationPlugin, AuthorizationPlugin, Relo
 
 /// Carries the database connection opened on the database thread to the commit, which puts it in place for
 /// the tasks that run there afterwards.
+// @unchecked: the value is made on the database thread and used there only; this only carries it across.
 private struct UnsafeTransfer<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }

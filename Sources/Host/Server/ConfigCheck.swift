@@ -89,6 +89,11 @@ private struct PluginWalk {
         self.registry = registry
     }
 
+    /// What each plugin gets here: start-up's context, with `checkOnly` set (nothing written).
+    func checkContext(_ name: String) -> PluginContext {
+        Broker.pluginContext(name, config: config, checkOnly: true)
+    }
+
     mutating func run(into report: inout ReportBuilder) {
         let group = MultiThreadedEventLoopGroup.singleton
         report.line("")
@@ -165,13 +170,8 @@ private struct PluginWalk {
         if !files.isEmpty { report.line("    \(files.joined(separator: ", "))") }
         if tls["require_certificate"] == "true" { report.line("    require_certificate true") }
         do {
-            let stack = try ListenerStack.make(listener, config: config, registry: registry) { [config] name in
-                Broker.pluginContext(name, config: config, checkOnly: true)
-            }
-            let names = [ListenerStack.listenerName]
-                + (tls.isEmpty ? [] : [ListenerStack.tlsName])
-                + (listener.protocolName == "websockets" ? [ListenerStack.webSocketName] : [])
-            report.line("    plugins: \(names.joined(separator: " -> "))")
+            let stack = try ListenerStack.make(listener, config: config, registry: registry, context: checkContext)
+            report.line("    plugins: \(stack.names.joined(separator: " -> "))")
             for plugin in stack.plugins {
                 for line in (plugin as? any ConfigCheckDescribing)?.checkReport ?? [] { report.line("    \(line)") }
             }
@@ -204,9 +204,8 @@ private struct PluginWalk {
         for (number, pluginConfig) in chain.enumerated() {
             let what: String
             do {
-                let result = try Broker.makeChain(SecurityConfig(plugins: [pluginConfig]), registry: registry) { [config] name in
-                    Broker.pluginContext(name, config: config, checkOnly: true)
-                }
+                let result = try Broker.makeChain(SecurityConfig(plugins: [pluginConfig]), registry: registry,
+                                                  context: checkContext)
                 what = result.plugins.first.map(Self.kinds) ?? "?"
                 made += zip(result.plugins, result.configs).map { (plugin: $0, config: $1) }
             } catch {
@@ -226,9 +225,7 @@ private struct PluginWalk {
     func implicitHookLines(into report: inout ReportBuilder) {
         report.line("Implicit hooks:")
         do {
-            let entries = try Broker.implicitHooks(config: config, registry: registry) { [config] name in
-                Broker.pluginContext(name, config: config, checkOnly: true)
-            }
+            let entries = try Broker.implicitHooks(config: config, registry: registry, context: checkContext)
             if entries.isEmpty { report.line("  none") }
             for entry in entries { report.line("  \(entry.name): \(Self.kinds(entry.hook))") }
         } catch {

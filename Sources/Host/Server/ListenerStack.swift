@@ -18,6 +18,9 @@ struct ListenerStack {
     /// What speaks between the transport and MQTT (`websockets`), outermost first.
     let framing: [any ConnectionDecoratorPlugin]
 
+    /// The registry names of `plugins`, in the order they run (`tcp`, `tls`, `websockets`).
+    let names: [String]
+
     /// The listener and its decorators.
     var plugins: [any Plugin] { [listener] + (security.map { [$0] } ?? []) + framing }
 
@@ -72,17 +75,20 @@ struct ListenerStack {
             }
             return decorator
         }
+        var names = [listenerName]
         var security: (any ConnectionDecoratorPlugin)?
         if !listener.tls.isEmpty {
             var options = [("name", name)] + listener.tls.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
             if config.generateCertificates { options.append(("generate_certificates", "true")) }
             security = try decorator(tlsName, because: "certfile / keyfile", options)
+            names.append(tlsName)
         }
         var framing: [any ConnectionDecoratorPlugin] = []
         if listener.protocolName == "websockets" {
             framing.append(try decorator(webSocketName, because: "protocol websockets",
                                          [("max_packet_size", String(config.maxPacketSize))]))
+            names.append(webSocketName)
         }
-        return ListenerStack(config: listener, listener: transport, security: security, framing: framing)
+        return ListenerStack(config: listener, listener: transport, security: security, framing: framing, names: names)
     }
 }

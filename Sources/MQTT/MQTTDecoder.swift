@@ -48,20 +48,46 @@ public struct MQTTDecoder: NIOSingleStepByteToMessageDecoder {
         if type != .publish && flags != type.requiredFlags {
             throw MQTTError.malformedPacket("invalid fixed-header flags \(flags) for \(type)")
         }
+        guard let (value, bytes) = try Self.remainingLength(in: buffer, at: start + 1, limit: maximumPacketSize)
+        else { return nil }
+        return (type, flags, 1 + bytes, value)
+    }
+
+    /// The remaining length that starts at `index` (just after a packet's first byte): its value and how many
+    /// bytes it takes; nil when more bytes are needed. Throws when it runs past four bytes, or (with `limit`
+    /// above 0) as soon as the packet is known to be larger than `limit`.
+    @inline(__always)
+    static func remainingLength(in buffer: ByteBuffer, at index: Int, limit: Int) throws -> (Int, Int)? {
         var value = 0
         var multiplier = 1
-        for index in 0..<4 {
-            guard let byte = buffer.getInteger(at: start + 1 + index, as: UInt8.self) else { return nil }
+        for offset in 0..<4 {
+            guard let byte = buffer.getInteger(at: index + offset, as: UInt8.self) else { return nil }
             value += Int(byte & 0x7F) * multiplier
             if byte & 0x80 == 0 {
-                return (type, flags, 2 + index, value)
+                return (value, offset + 1)
             }
             multiplier *= 128
-            if maximumPacketSize > 0 && value + 2 + index > maximumPacketSize {
-                throw MQTTError.packetTooLarge(size: value + 2 + index, limit: maximumPacketSize)
+            if limit > 0 && value + 2 + offset > limit {
+                throw MQTTError.packetTooLarge(size: value + 2 + offset, limit: limit)
             }
         }
         throw MQTTError.malformedPacket("remaining length longer than four bytes")
+    }
+
+    /// A packet's fixed header, read without decoding the packet.
+    public struct FixedHeader: Sendable {
+        /// The packet type (nil for the reserved type 0).
+        public var type: PacketType?
+        /// The whole packet's length: fixed header and remaining length.
+        public var totalLength: Int
+    }
+
+    /// The fixed header of the packet at `index` of `buffer`, if it has arrived whole (the packet itself may
+    /// not have); nil when it has not, or when its remaining length is malformed.
+    public static func fixedHeader(in buffer: ByteBuffer, at index: Int) -> FixedHeader? {
+        guard let first = buffer.getInteger(at: index, as: UInt8.self),
+              let length = try? remainingLength(in: buffer, at: index + 1, limit: 0) else { return nil }
+        return FixedHeader(type: PacketType(rawValue: first >> 4), totalLength: 1 + length.0 + length.1)
     }
 
     private mutating func decodeBody(type: PacketType, flags: UInt8, body: inout ByteBuffer) throws -> Packet {

@@ -189,16 +189,11 @@ struct RouterSessionTests {
         settings.persistentClientExpiration = 0
         let router = Router(settings: settings, logger: Logger(label: "test"))
         let loop = MultiThreadedEventLoopGroup.singleton.next()
-        let handler = MQTTConnectionHandler(
-            broker: BrokerContext(router: router, access: AccessControl(allowAnonymous: true),
-                                  connect: ConnectSettings(), logger: Logger(label: "test"),
-                                  hooks: .none(logger: Logger(label: "test"))),
-            facts: .init(listener: "test"))
-        let first = ConnectionHandle(eventLoop: loop, handler: handler)
+        let first = ConnectionHandle(eventLoop: loop)
         let a = router.connect(clientID: "c", cleanStart: false, version: .v3_1_1, expiry: nil, handle: first,
                                receiveMaximum: 65535, maximumPacketSize: 0)
         #expect(!a.sessionPresent)
-        let second = ConnectionHandle(eventLoop: loop, handler: handler)
+        let second = ConnectionHandle(eventLoop: loop)
         let b = router.connect(clientID: "c", cleanStart: false, version: .v3_1_1, expiry: nil, handle: second,
                                receiveMaximum: 65535, maximumPacketSize: 0)
         #expect(b.sessionPresent)
@@ -212,7 +207,7 @@ struct RouterSessionTests {
         #expect(router.sessionCount == 1)
         #expect(router.sweepExpiredSessions() == 1)
         #expect(router.sessionCount == 0)
-        let third = ConnectionHandle(eventLoop: loop, handler: handler)
+        let third = ConnectionHandle(eventLoop: loop)
         let c = router.connect(clientID: "c", cleanStart: false, version: .v3_1_1, expiry: nil, handle: third,
                                receiveMaximum: 65535, maximumPacketSize: 0)
         #expect(!c.sessionPresent)

@@ -82,12 +82,14 @@ final class AuthExchange {
         case .now(let step):
             handle(step)
         case .later(let future):
+            let bound = NIOLoopBound(self, eventLoop: loop)
             access.bounded(future, on: loop, what: "\(pluginName) authenticating \(client) with \(method)")
                 .whenComplete { result in
-                    guard self.conversation != nil else { return }
+                    let exchange = bound.value
+                    guard exchange.conversation != nil else { return }
                     switch result {
-                    case .success(let step): self.handle(step)
-                    case .failure(let error): self.finish(.failure(self.errorCode, why: "\(error)"))
+                    case .success(let step): exchange.handle(step)
+                    case .failure(let error): exchange.finish(.failure(exchange.errorCode, why: "\(error)"))
                     }
                 }
         }

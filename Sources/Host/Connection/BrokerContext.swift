@@ -81,26 +81,24 @@ final class LoopContext {
     }
 }
 
-/// The `LoopContext` of every event loop of the broker's group, made once at start-up.
-// @unchecked: the dictionary never changes after `init`, and each `LoopContext` (not Sendable: plain counters
-// and buffers) is used only on its own event loop (`context(for:)` is called on that loop; `statistics()`
-// reads one through `eventLoop.submit`).
-struct LoopContexts: @unchecked Sendable {
-    private var contexts: [ObjectIdentifier: LoopContext] = [:]
-    /// Every loop's context.
-    var all: [LoopContext] { Array(contexts.values) }
+/// The `LoopContext` of every event loop of the broker's group, made once at start-up, each reachable only on
+/// its own loop (`NIOLoopBoundBox` checks it).
+struct LoopContexts: Sendable {
+    private var contexts: [ObjectIdentifier: NIOLoopBoundBox<LoopContext>] = [:]
+    /// Every loop's context (read one through `eventLoop.submit`).
+    var all: [NIOLoopBoundBox<LoopContext>] { Array(contexts.values) }
 
     init() {}
 
     init(group: any EventLoopGroup) {
         for loop in group.makeIterator() {
-            contexts[ObjectIdentifier(loop)] = LoopContext(eventLoop: loop)
+            contexts[ObjectIdentifier(loop)] = .makeBoxSendingValue(LoopContext(eventLoop: loop), eventLoop: loop)
         }
     }
 
     /// The context of `loop` (call on `loop`); a private one for loops outside the group (tests).
     func context(for loop: any EventLoop) -> LoopContext {
-        contexts[ObjectIdentifier(loop)] ?? LoopContext(eventLoop: loop)
+        contexts[ObjectIdentifier(loop)]?.value ?? LoopContext(eventLoop: loop)
     }
 }
 

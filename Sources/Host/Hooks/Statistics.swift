@@ -6,7 +6,7 @@ import PluginAPI
 
 /// Counters one event loop keeps for its connections: plain integers, touched only on that loop, summed
 /// across loops when someone asks (`BrokerServices.statistics()`), so counting costs an add per event.
-struct LoopCounters {
+struct LoopCounters: Sendable {
     var messagesReceived = 0
     var messagesSent = 0
     var publishReceived = 0
@@ -68,7 +68,7 @@ final class BrokerServicesProvider: BrokerServices, @unchecked Sendable {
     func statistics() -> EventLoopFuture<BrokerStatistics> {
         let loop = eventLoopGroup.next()
         let perLoop = loops.all.map { context in
-            context.eventLoop.submit { context.counters }
+            context.eventLoop.submit { context.value.counters }
         }
         return EventLoopFuture.whenAllSucceed(perLoop, on: loop).map { [self] all in
             var total = LoopCounters()

@@ -13,21 +13,27 @@ struct RouterSettings: Sendable {
     var persistentClientExpiration: Int?
 }
 
-/// The core: sessions, the subscription index and the retained store. It knows nothing about sockets; it
-/// reaches connections only through `ConnectionHandle`.
-// @unchecked: `sessions`, `connected`, `connectedMaximum` are touched under `lock` only; the index and the
-// retained store guard themselves.
-final class Router: @unchecked Sendable {
+/// The core: sessions, the subscription index and the retained store, and the operations on them (connect,
+/// subscribe, unsubscribe, route, retained replay). It knows nothing about sockets; it reaches connections only
+/// through `ConnectionHandle` (and so the `SessionConnection` protocol).
+final class Router: Sendable {
     let index = SubscriptionIndex()
     let retained = RetainedStore()
     let settings: RouterSettings
     let logger: Logger
 
-    private let lock = NIOLock()
-    private var sessions: [String: Session] = [:]
-    /// Clients connected now, and the most at once (under `lock`).
-    private var connected = 0
-    private var connectedMaximum = 0
+    /// The sessions by client id, and how many clients are connected now and were at most at once.
+    private struct Table {
+        var sessions: [String: Session] = [:]
+        var connected = 0
+        var connectedMaximum = 0
+
+        mutating func countConnected(_ change: Int) {
+            connected += change
+            connectedMaximum = max(connectedMaximum, connected)
+        }
+    }
+    private let table = NIOLockedValueBox(Table())
     /// Counters the statistics report: messages dropped for queue limits, sessions expired.
     struct Counters {
         var dropped = 0
@@ -51,21 +57,22 @@ final class Router: @unchecked Sendable {
     func connect(clientID: String, cleanStart: Bool, version: ProtocolVersion, expiry: UInt32?,
                  handle: ConnectionHandle, receiveMaximum: Int, maximumPacketSize: Int) -> ConnectResult {
         var discarded: Session?
-        let result: ConnectResult = lock.withLock {
-            if let existing = sessions[clientID], !cleanStart, !isExpired(existing) {
+        let now = NIODeadline.now()
+        let result: ConnectResult = table.withLockedValue { table in
+            if let existing = table.sessions[clientID], !cleanStart, !isExpired(existing, now: now) {
                 let old = existing.attach(handle, version: version, expiry: expiry, receiveMaximum: receiveMaximum,
                                           maximumPacketSize: maximumPacketSize)
-                if old == nil { countConnected(+1) }
+                if old == nil { table.countConnected(+1) }
                 return ConnectResult(session: existing, sessionPresent: true, replaced: old)
             }
-            let old = sessions[clientID]
+            let old = table.sessions[clientID]
             discarded = old
             let session = Session(clientID: clientID, protocolVersion: version, limits: settings.session)
             _ = session.attach(handle, version: version, expiry: expiry, receiveMaximum: receiveMaximum,
                                maximumPacketSize: maximumPacketSize)
-            sessions[clientID] = session
+            table.sessions[clientID] = session
             let replaced = old?.owner()
-            if replaced == nil { countConnected(+1) }
+            if replaced == nil { table.countConnected(+1) }
             return ConnectResult(session: session, sessionPresent: false, replaced: replaced)
         }
         if let discarded { endShared(discarded) }
@@ -75,25 +82,19 @@ final class Router: @unchecked Sendable {
     /// Detaches a connection from its session; ends the session when its expiry is 0.
     func disconnect(_ session: Session, handle: ConnectionHandle, expiry: UInt32?) {
         guard session.detach(handle, expiry: expiry) else { return }  // taken over meanwhile
-        lock.withLock { countConnected(-1) }
+        table.withLockedValue { $0.countConnected(-1) }
         if expiry == 0 { end(session) }
-    }
-
-    /// Call under `lock`.
-    private func countConnected(_ change: Int) {
-        connected += change
-        connectedMaximum = max(connectedMaximum, connected)
     }
 
     /// Clients connected now, the most at once, and offline sessions kept.
     func clientCounts() -> (connected: Int, maximum: Int, disconnected: Int) {
-        lock.withLock { (connected, connectedMaximum, max(0, sessions.count - connected)) }
+        table.withLockedValue { ($0.connected, $0.connectedMaximum, max(0, $0.sessions.count - $0.connected)) }
     }
 
     private func end(_ session: Session) {
-        let removed: Bool = lock.withLock {
-            guard sessions[session.clientID] === session else { return false }
-            sessions[session.clientID] = nil
+        let removed: Bool = table.withLockedValue {
+            guard $0.sessions[session.clientID] === session else { return false }
+            $0.sessions[session.clientID] = nil
             return true
         }
         if removed { endShared(session) }
@@ -124,7 +125,7 @@ final class Router: @unchecked Sendable {
         }
     }
 
-    private func isExpired(_ session: Session, now: NIODeadline = .now()) -> Bool {
+    private func isExpired(_ session: Session, now: NIODeadline) -> Bool {
         guard let since = session.disconnectedAt else { return false }
         let limit: Int64
         if let expiry = session.expiryInterval {
@@ -142,9 +143,9 @@ final class Router: @unchecked Sendable {
     @discardableResult
     func sweepExpiredSessions() -> Int {
         let now = NIODeadline.now()
-        let expired: [Session] = lock.withLock {
-            let list = sessions.values.filter { isExpired($0, now: now) }
-            for session in list { sessions[session.clientID] = nil }
+        let expired: [Session] = table.withLockedValue { table in
+            let list = table.sessions.values.filter { isExpired($0, now: now) }
+            for session in list { table.sessions[session.clientID] = nil }
             return list
         }
         if !expired.isEmpty { counters.withLockedValue { $0.expired += expired.count } }
@@ -155,12 +156,44 @@ final class Router: @unchecked Sendable {
         return expired.count
     }
 
-    var sessionCount: Int { lock.withLock { sessions.count } }
+    var sessionCount: Int { table.withLockedValue { $0.sessions.count } }
 
     /// The connections attached to sessions right now.
     func connectedHandles() -> [ConnectionHandle] {
-        let all = lock.withLock { Array(sessions.values) }
+        let all = table.withLockedValue { Array($0.sessions.values) }
         return all.compactMap { $0.owner() }
+    }
+
+    // MARK: Subscriptions
+
+    /// Adds subscriptions to a session (replacing one with the same key), then queues the retained messages
+    /// each asks for: all of them for retain handling 0, only for a new subscription for 1, none for 2 or a
+    /// shared subscription. They are woken through `batch`, so an acknowledgement the caller writes before
+    /// the batch flushes goes out before them.
+    func subscribe(_ session: Session, to subscriptions: [Subscription], batch: DeliveryBatch?) {
+        var replay: [(Subscription, [Message])] = []
+        for subscription in subscriptions {
+            let existed = session.addSubscription(subscription)
+            index.add(session, subscription)
+            let handling = subscription.options.retainHandling
+            if subscription.group == nil && (handling == 0 || (handling == 1 && !existed)) {
+                let messages = retained.matching(subscription.filter)
+                if !messages.isEmpty { replay.append((subscription, messages)) }
+            }
+        }
+        for (subscription, messages) in replay {
+            let target = Target(session: session, subscription: subscription)
+            for message in messages { enqueue(message, to: target, retain: true, batch: batch) }
+        }
+    }
+
+    /// Removes subscriptions of a session by key; for each, whether it existed.
+    func unsubscribe(_ session: Session, from keys: [String]) -> [Bool] {
+        keys.map { key in
+            guard let removed = session.removeSubscription(key) else { return false }
+            index.remove(session, removed)
+            return true
+        }
     }
 
     // MARK: Messages
@@ -182,6 +215,7 @@ final class Router: @unchecked Sendable {
     }
 
     /// `publish`, telling also how many sessions refused the message for `max_queued_bytes_total`.
+    @discardableResult
     func route(_ message: Message, batch: DeliveryBatch?) -> Routed {
         if message.retain && settings.retainAvailable {
             retained.set(message)
@@ -211,9 +245,9 @@ final class Router: @unchecked Sendable {
 
     /// Whether `message` would be refused for `max_queued_bytes_total` by every subscriber it matches now (and
     /// matches one at least): for a QoS 2 PUBLISH, which is routed only on PUBREL, after the PUBREC that could
-    /// have told the publisher. Shared subscriptions are not tried (picking a member has effects): a topic with
-    /// one is never refused here.
-    func wouldBeRefusedForQuota(_ message: Message) -> Bool {
+    /// have told the publisher. A refusal is counted. Shared subscriptions are not tried (picking a member has
+    /// effects): a topic with one is never refused here.
+    func refusesForQuota(_ message: Message) -> Bool {
         guard let total = settings.session.total, total.wouldExceed(message.size) else { return false }
         let match = index.match(message.topic)
         guard match.groups.isEmpty else { return false }
@@ -227,6 +261,7 @@ final class Router: @unchecked Sendable {
             case nil: continue
             }
         }
+        if refused { total.countRefusal() }
         return refused
     }
 
@@ -236,7 +271,7 @@ final class Router: @unchecked Sendable {
 
     /// Queues one message for one subscription. `retain` is true for retained messages sent on subscribe.
     @discardableResult
-    func deliver(_ message: Message, to target: Target, retain: Bool, batch: DeliveryBatch?) -> Bool {
+    private func deliver(_ message: Message, to target: Target, retain: Bool, batch: DeliveryBatch?) -> Bool {
         enqueue(message, to: target, retain: retain, batch: batch) == .queued
     }
 
@@ -246,6 +281,7 @@ final class Router: @unchecked Sendable {
         case overQuota
     }
 
+    @discardableResult
     private func enqueue(_ message: Message, to target: Target, retain: Bool, batch: DeliveryBatch?) -> Outcome {
         let session = target.session
         let options = target.options
@@ -280,96 +316,5 @@ final class Router: @unchecked Sendable {
             }
             return .notQueued
         }
-    }
-}
-
-/// Connections to wake at the end of a read batch: those on this event loop are drained in place, others are
-/// handed to their event loop in one task per loop.
-final class DeliveryBatch {
-    private let eventLoop: any EventLoop
-    /// The connection whose packets are being routed, so a congested session can ask it to pause.
-    var publisher: ConnectionHandle?
-    /// Set when a target session is congested: the publisher should stop reading for a while.
-    var congested = false
-    private var local: [ConnectionHandle] = []
-    private var remote: [ObjectIdentifier: (loop: any EventLoop, handles: [ConnectionHandle])] = [:]
-
-    init(eventLoop: any EventLoop) {
-        self.eventLoop = eventLoop
-    }
-
-    var isEmpty: Bool { local.isEmpty && remote.isEmpty }
-
-    func wake(_ handle: ConnectionHandle) {
-        if handle.eventLoop === eventLoop {
-            local.append(handle)
-        } else {
-            let key = ObjectIdentifier(handle.eventLoop)
-            remote[key, default: (handle.eventLoop, [])].handles.append(handle)
-        }
-    }
-
-    /// Drains every woken connection. Call on `eventLoop`.
-    func flush() {
-        if !local.isEmpty {
-            let handles = local
-            local.removeAll(keepingCapacity: true)
-            for handle in handles { handle.drainNow() }
-        }
-        if !remote.isEmpty {
-            for (_, entry) in remote {
-                let handles = entry.handles
-                entry.loop.execute {
-                    for handle in handles { handle.drainNow() }
-                }
-            }
-            remote.removeAll(keepingCapacity: true)
-        }
-    }
-}
-
-/// The router's way to reach a connection without holding the channel's handler: drain its session or close
-/// it. Its methods hop to the connection's event loop where needed.
-// @unchecked: `handler` is set and read on `eventLoop` only (every method hops there first).
-final class ConnectionHandle: @unchecked Sendable {
-    let eventLoop: any EventLoop
-    /// Set and read on `eventLoop` only.
-    private var handler: MQTTConnectionHandler?
-
-    init(eventLoop: any EventLoop, handler: MQTTConnectionHandler) {
-        self.eventLoop = eventLoop
-        self.handler = handler
-    }
-
-    /// Forgets the handler (on `eventLoop`), when the channel closes.
-    func release() {
-        eventLoop.preconditionInEventLoop()
-        handler = nil
-    }
-
-    /// Drains the session into the channel; must be called on `eventLoop`.
-    func drainNow() {
-        eventLoop.preconditionInEventLoop()
-        handler?.drainSession()
-    }
-
-    /// Drains soon, from any thread.
-    func wakeSoon() {
-        eventLoop.execute { self.handler?.drainSession() }
-    }
-
-    /// Checks the client's credentials again (after a reload).
-    func revalidate() {
-        eventLoop.execute { self.handler?.revalidate() }
-    }
-
-    /// Lets a paused publisher read again (from any thread).
-    func resumeReading() {
-        eventLoop.execute { self.handler?.resumeReading() }
-    }
-
-    /// Closes the connection because another one took its client id over.
-    func takeOver() {
-        eventLoop.execute { self.handler?.closeForTakeover() }
     }
 }

@@ -440,7 +440,8 @@ public final class Broker: @unchecked Sendable {
                                     logger: Logger) -> ConnectionInitializer {
         let mqtt: ConnectionInitializer = { channel, facts in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(MQTTConnectionHandler(broker: context, facts: facts))
+                try channel.pipeline.syncOperations.addHandler(MQTTConnectionHandler(broker: context, facts: facts,
+                                                                                      eventLoop: channel.eventLoop))
             }
         }
         return stack.initializer(admission: { next in admission(context: context, limit: limit, logger: logger, next) },

@@ -107,7 +107,8 @@ final class RewritingHook: HookPlugin, @unchecked Sendable {
         rewritten.payload = ByteBuffer(string: (message.payloadString ?? "").uppercased())
         rewritten.userProperties += [(name: "rewritten-by", value: "test")]
         if message.topic.hasSuffix("/slow") {
-            return .later(eventLoop.scheduleTask(in: .milliseconds(30)) { PublishVerdict.rewrite(rewritten) }.futureResult)
+            let verdict = PublishVerdict.rewrite(rewritten)
+            return .later(eventLoop.scheduleTask(in: .milliseconds(30)) { verdict }.futureResult)
         }
         if message.payloadString == "reject" { return .now(.reject(.quotaExceeded)) }
         return .now(.rewrite(rewritten))
@@ -184,7 +185,8 @@ func eventually(_ what: String, within seconds: Double = 5, _ condition: () -> B
         await broker.stop()
         let log = recorder.recorded
         for line in ["connect sub 5.0 0", "subscribe sub t/# 1", "connect pub 3.1.1 0", "publish pub t/1",
-                     "deliver sub t/1", "disconnect pub connectionLost", "will pub t/will", "deliver sub t/will",
+                     "deliver sub t/1", "disconnect pub connectionLost", "publish pub t/will", "will pub t/will",
+                     "deliver sub t/will",
                      "unsubscribe sub t/#", "disconnect sub clientDisconnected(0x0)",
                      "tick", "reload", "shutdown"] {
             #expect(log.contains(line), "missing \(line) in \(log)")
@@ -293,6 +295,28 @@ func eventually(_ what: String, within seconds: Double = 5, _ condition: () -> B
         #expect(try await subscriber.nextPublish().topic == "in/moved/b")
         guard case .ack(let ack)? = await client.next() else { Issue.record("no PUBACK"); return }
         #expect(ack.reasonCode == .quotaExceeded)
+        await broker.stop()
+    }
+
+    @Test func aWillPassesThePublishHooksWhichMayRewriteOrRejectIt() async throws {
+        let recorder = RecordingHook(events: [.publish, .will])
+        let broker = try await TestBroker.start("allow_anonymous true\nplugin recorder\nplugin rewrite\n",
+                                                hooks: ["recorder": recorder,
+                                                        "rewrite": RewritingHook(prefix: "out/")])
+        let subscriber = try await TestClient.connect(port: broker.port, clientID: "sub")
+        try await subscriber.subscribe("#")
+        let rejected = try await TestClient.connect(port: broker.port, clientID: "p1",
+                                                    will: Will(topic: "in/one", payload: ByteBuffer(string: "reject")))
+        await rejected.close()  // no DISCONNECT: the will goes to the hooks, and the rewrite hook rejects it
+        try await eventually("the hooks to see p1's will") { recorder.recorded.contains("publish p1 in/one") }
+        let rewritten = try await TestClient.connect(port: broker.port, clientID: "p2",
+                                                     will: Will(topic: "in/two", payload: ByteBuffer(string: "bye")))
+        await rewritten.close()
+        let publish = try await subscriber.nextPublish()
+        #expect(publish.topic == "out/two")
+        #expect(publish.payload == ByteBuffer(string: "BYE"))
+        try await eventually("the will hook") { recorder.recorded.contains("will p2 out/two") }
+        #expect(!recorder.recorded.contains { $0.hasPrefix("will p1") }, "\(recorder.recorded)")
         await broker.stop()
     }
 

@@ -27,7 +27,11 @@ final class ConnectionState {
 
     var phase = Phase.awaitingConnect
     var version = ProtocolVersion.v3_1_1
-    var client: ClientInfo?
+    var client: ClientInfo? {
+        didSet { clientID = client?.clientID }
+    }
+    /// `client?.clientID`, kept apart: read for every message, without copying `ClientInfo`.
+    private(set) var clientID: String?
     var session: Session?
     var remoteAddress: String?
     /// The session expiry the client asked for (5.0), or 0 / nil for a 3.x clean / persistent session.

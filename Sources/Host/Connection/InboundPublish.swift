@@ -5,28 +5,50 @@ import PluginAPI
 /// A client's PUBLISH, from the packet to the router, in one pass: topic alias, the protocol's and the
 /// broker's limits, the publish rate (charged to the read gate), the publish policy (reserved topics,
 /// authorization, publish hooks), then routing (QoS 0 and 1) or storing until PUBREL (QoS 2), and the
-/// acknowledgement to send. `check` runs up to the hooks, whose answer may come later; `finish` routes.
+/// acknowledgement, written through the `OutboundWriter`. When a publish hook answers later, the pass stops
+/// there and the handler calls `finish` with the decision.
 final class InboundPublish {
     private let state: ConnectionState
     private let gate: ReadGate
+    private let writer: OutboundWriter
     private let policy: PublishPolicy
+    private let router: Router
+    private let hooks: Hooks
+    private let access: AccessControl
+    // Settings this connection keeps for its life, read once here rather than through the broker context
+    // for every message.
+    private let maxTopicAlias: Int
+    private let maximumQoS: QoS
+    private let retainAvailable: Bool
+    private let messageSizeLimit: Int
     /// Topic aliases the client set (5.0), by alias.
     private var aliases: [UInt16: String] = [:]
 
-    init(state: ConnectionState, gate: ReadGate) {
+    init(state: ConnectionState, gate: ReadGate, writer: OutboundWriter) {
         self.state = state
         self.gate = gate
-        self.policy = PublishPolicy(broker: state.broker)
+        self.writer = writer
+        let broker = state.broker
+        policy = PublishPolicy(broker: broker)
+        router = broker.router
+        hooks = broker.hooks
+        access = broker.access
+        maxTopicAlias = broker.connect.maxTopicAlias
+        maximumQoS = broker.router.settings.maximumQoS
+        retainAvailable = broker.router.settings.retainAvailable
+        messageSizeLimit = broker.connect.messageSizeLimit
     }
 
-    /// Checks a PUBLISH and runs the publish hooks. Throws for a protocol violation (the connection closes);
-    /// otherwise says what to do with the message, at once or later.
-    func check(_ publish: PublishPacket) throws -> PluginAnswer<PublishDecision> {
+    /// Handles a PUBLISH: routes or refuses it and acknowledges it, through `batch` (the read batch that
+    /// wakes the subscribers; nil to wake them at once). Returns the future of the publish hooks' decision
+    /// when they answer later (nothing is routed or acknowledged yet); nil when the pass is done. Throws
+    /// for a protocol violation (the connection closes).
+    func receive(_ publish: PublishPacket, batch: DeliveryBatch?) throws -> EventLoopFuture<PublishDecision>? {
         let v5 = state.version == .v5
         var topic = publish.topic
         if v5 {
             if let alias = publish.properties.topicAlias {
-                guard Int(alias) <= state.broker.connect.maxTopicAlias else {
+                guard Int(alias) <= maxTopicAlias else {
                     throw ProtocolViolation(code: .topicAliasInvalid, message: "topic alias \(alias) above maximum")
                 }
                 if topic.isEmpty {
@@ -42,20 +64,18 @@ final class InboundPublish {
                 throw MQTTError.protocolError("subscription identifier in PUBLISH from a client")
             }
         }
-        let settings = state.broker.router.settings
-        if publish.qos > settings.maximumQoS {
+        if publish.qos > maximumQoS {
             throw ProtocolViolation(code: .qosNotSupported, message: "QoS \(publish.qos.rawValue) not supported")
         }
-        if publish.retain && !settings.retainAvailable {
+        if publish.retain && !retainAvailable {
             throw ProtocolViolation(code: .retainNotSupported, message: "retain not supported")
         }
         var refusal: ReasonCode?
-        let limit = state.broker.connect.messageSizeLimit
-        if limit > 0 && publish.payload.readableBytes > limit {
+        if messageSizeLimit > 0 && publish.payload.readableBytes > messageSizeLimit {
             state.logger.notice("Dropped too large PUBLISH from \(state.clientName) (\(publish.payload.readableBytes) bytes).")
             refusal = .packetTooLarge
-        } else if let client = state.client {
-            switch policy.permission(topic, qos: publish.qos, retain: publish.retain, client: client) {
+        } else {
+            switch policy.permission(topic, qos: publish.qos, retain: publish.retain, client: { state.client }) {
             case .allowed:
                 break
             case .reserved:
@@ -68,16 +88,27 @@ final class InboundPublish {
         }
         state.loop.counters.publishReceived += 1
         gate.chargePublish(size: topic.utf8.count + publish.payload.readableBytes)
-        if let refusal { return .now(.refuse(refusal)) }
+        if let refusal {
+            finish(publish, .refuse(refusal), batch: batch)
+            return nil
+        }
         let message = Message(topic: topic, payload: publish.payload, qos: publish.qos, retain: publish.retain,
-                              properties: v5 ? publish.properties : [], origin: state.client?.clientID)
-        guard let client = state.client, !state.broker.hooks.publish.isEmpty else { return .now(.route(message)) }
-        return policy.runHooks(message, from: client, on: state.eventLoop)
+                              properties: v5 ? publish.properties : [], origin: state.clientID)
+        if !hooks.publish.isEmpty, let client = state.client {
+            switch policy.runHooks(message, from: client, on: state.eventLoop) {
+            case .now(let decision):
+                finish(publish, decision, batch: batch)
+            case .later(let future):
+                return future
+            }
+            return nil
+        }
+        finish(publish, .route(message), batch: batch)
+        return nil
     }
 
-    /// Routes (or, for QoS 2, stores) an accepted message; the acknowledgement to send, if any. `batch`: the
-    /// read batch that wakes the subscribers, nil to wake them at once.
-    func finish(_ publish: PublishPacket, _ decision: PublishDecision, batch: DeliveryBatch?) -> Packet? {
+    /// Routes (or, for QoS 2, stores) an accepted message and acknowledges the PUBLISH.
+    func finish(_ publish: PublishPacket, _ decision: PublishDecision, batch: DeliveryBatch?) {
         let v5 = state.version == .v5
         var reason = ReasonCode.success
         var accepted: Message?
@@ -85,11 +116,9 @@ final class InboundPublish {
         case .route(let message): accepted = message
         case .refuse(let code): reason = code
         }
-        let router = state.broker.router
         switch publish.qos {
         case .atMostOnce:
             if let accepted { router.route(accepted, batch: batch) }
-            return nil
         case .atLeastOnce:
             if let accepted {
                 let routed = router.route(accepted, batch: batch)
@@ -98,7 +127,7 @@ final class InboundPublish {
                     reason = routed.overQuota > 0 ? .quotaExceeded : .noMatchingSubscribers
                 }
             }
-            return .ack(AckPacket(type: .puback, packetID: publish.packetID!, reasonCode: v5 ? reason : .success))
+            writer.send(.ack(AckPacket(type: .puback, packetID: publish.packetID!, reasonCode: v5 ? reason : .success)))
         case .exactlyOnce:
             if let accepted, let session = state.session {
                 if v5 && router.refusesForQuota(accepted) {
@@ -107,16 +136,16 @@ final class InboundPublish {
                     _ = session.storeIncoming(publish.packetID!, accepted)
                 }
             }
-            return .ack(AckPacket(type: .pubrec, packetID: publish.packetID!, reasonCode: v5 ? reason : .success))
+            writer.send(.ack(AckPacket(type: .pubrec, packetID: publish.packetID!, reasonCode: v5 ? reason : .success)))
         }
     }
 
-    /// PUBREL: routes the QoS 2 message stored under `packetID` (if it was not released before); the PUBCOMP
-    /// to send.
-    func release(_ packetID: UInt16, batch: DeliveryBatch?) -> Packet {
+    /// PUBREL: routes the QoS 2 message stored under `packetID` (if it was not released before), and
+    /// answers PUBCOMP.
+    func release(_ packetID: UInt16, batch: DeliveryBatch?) {
         if let message = state.session?.releaseIncoming(packetID) {
-            state.broker.router.route(message, batch: batch)
+            router.route(message, batch: batch)
         }
-        return .ack(AckPacket(type: .pubcomp, packetID: packetID))
+        writer.send(.ack(AckPacket(type: .pubcomp, packetID: packetID)))
     }
 }

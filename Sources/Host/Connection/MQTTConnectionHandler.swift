@@ -42,7 +42,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler, SessionConnection, Con
         writer = OutboundWriter(state: state)
         wills = WillScheduler(state: state)
         admission = ConnectAdmission(state: state, writer: writer, wills: wills)
-        inbound = InboundPublish(state: state, gate: gate)
+        inbound = InboundPublish(state: state, gate: gate, writer: writer)
         subscriptions = SubscriptionRequests(state: state)
         decoder = MQTTDecoder(maximumPacketSize: broker.connect.maxPacketSize)
     }
@@ -251,7 +251,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler, SessionConnection, Con
                     writer.send(.ack(AckPacket(type: .pubrel, packetID: ack.packetID)))
                 }
             case .pubrel:
-                writer.send(inbound.release(ack.packetID, batch: routingBatch))
+                inbound.release(ack.packetID, batch: routingBatch)
             default:
                 throw MQTTError.protocolError("unexpected \(ack.type)")
             }
@@ -290,16 +290,13 @@ final class MQTTConnectionHandler: ChannelInboundHandler, SessionConnection, Con
     private var routingBatch: DeliveryBatch? { writer.inRead ? batch : nil }
 
     private func handlePublish(_ publish: PublishPacket) throws {
-        switch try inbound.check(publish) {
-        case .now(let decision):
-            if let ack = inbound.finish(publish, decision, batch: routingBatch) { writer.send(ack) }
-        case .later(let future):
-            // Later packets of this client wait, so its messages keep their order.
-            gate.hookStarted()
-            let bound = NIOLoopBound(self, eventLoop: state.eventLoop)
-            future.whenComplete { result in
-                bound.value.hookAnswered(publish, result)
-            }
+        guard let decided = try inbound.receive(publish, batch: routingBatch) else { return }
+        // A publish hook answers later: the later packets of this client wait, so its messages keep their
+        // order.
+        gate.hookStarted()
+        let bound = NIOLoopBound(self, eventLoop: state.eventLoop)
+        decided.whenComplete { result in
+            bound.value.hookAnswered(publish, result)
         }
     }
 
@@ -309,7 +306,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler, SessionConnection, Con
         let decision = (try? result.get()) ?? .refuse(.implementationSpecificError)
         let wasInRead = writer.inRead
         writer.inRead = true
-        if let ack = inbound.finish(publish, decision, batch: batch) { writer.send(ack) }
+        inbound.finish(publish, decision, batch: batch)
         handlePending()
         writer.inRead = wasInRead
         if !wasInRead, let context { channelReadComplete(context: context) }

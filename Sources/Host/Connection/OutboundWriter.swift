@@ -8,6 +8,8 @@ import PluginAPI
 /// read batch, or at once outside one.
 final class OutboundWriter {
     private let state: ConnectionState
+    private let hooks: Hooks
+    private let access: AccessControl
     /// Set while the handler is in the pipeline.
     var context: ChannelHandlerContext?
     /// True while a read batch runs: writes wait for its end to be flushed, routing goes through the batch.
@@ -20,6 +22,8 @@ final class OutboundWriter {
 
     init(state: ConnectionState) {
         self.state = state
+        self.hooks = state.broker.hooks
+        self.access = state.broker.access
     }
 
     /// Encodes and writes one packet (flushed at the end of the read batch, or by `flushIfOutsideRead`).
@@ -49,8 +53,8 @@ final class OutboundWriter {
         guard state.phase == .connected, let session = state.session, let context else { return }
         var wrote = false
         var permit: ((Delivery) -> Bool)?
-        let access = state.broker.access
         if !access.authorizers.isEmpty, let client = state.client {
+            let access = self.access
             permit = { delivery in
                 access.authorize(client: client, access: .read, topic: delivery.message.topic,
                                  qos: delivery.qos, retain: delivery.retain)
@@ -130,11 +134,13 @@ final class OutboundWriter {
                 if let newAlias { aliases[message.topic] = newAlias }
                 loop.counters.messagesSent += 1
                 loop.counters.publishSent += 1
-                state.notify(state.broker.hooks.deliver, "deliver", {
-                    DeliverEvent(client: $0, message: HookMessage(
-                        topic: message.topic, payload: message.payload, qos: delivery.qos, retain: delivery.retain,
-                        properties: properties), duplicate: dup)
-                }) { try $0.delivered($1, on: $2) }
+                if !hooks.deliver.isEmpty {
+                    state.notify(hooks.deliver, "deliver", {
+                        DeliverEvent(client: $0, message: HookMessage(
+                            topic: message.topic, payload: message.payload, qos: delivery.qos,
+                            retain: delivery.retain, properties: properties), duplicate: dup)
+                    }) { try $0.delivered($1, on: $2) }
+                }
             }
         }
         loop.outgoing.removeAll(keepingCapacity: true)

@@ -63,7 +63,7 @@ final class WillScheduler {
 
     private static func publish(_ will: Will, client: ClientInfo, broker: BrokerContext, loop: any EventLoop) {
         let policy = PublishPolicy(broker: broker)
-        guard policy.permission(will.topic, qos: will.qos, retain: will.retain, client: client) == .allowed else {
+        guard policy.permission(will.topic, qos: will.qos, retain: will.retain, client: { client }) == .allowed else {
             broker.logger.debug("Will of \(client.clientID) to \(will.topic) not published: not authorised.")
             return
         }

@@ -107,7 +107,8 @@ final class RewritingHook: HookPlugin, @unchecked Sendable {
         rewritten.payload = ByteBuffer(string: (message.payloadString ?? "").uppercased())
         rewritten.userProperties += [(name: "rewritten-by", value: "test")]
         if message.topic.hasSuffix("/slow") {
-            return .later(eventLoop.scheduleTask(in: .milliseconds(30)) { PublishVerdict.rewrite(rewritten) }.futureResult)
+            let verdict = PublishVerdict.rewrite(rewritten)
+            return .later(eventLoop.scheduleTask(in: .milliseconds(30)) { verdict }.futureResult)
         }
         if message.payloadString == "reject" { return .now(.reject(.quotaExceeded)) }
         return .now(.rewrite(rewritten))

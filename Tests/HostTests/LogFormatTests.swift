@@ -13,8 +13,8 @@ struct LogFormatTests {
         let sink = MidgeLogHandler.Sink(handles: [pipe.fileHandleForWriting], timestamps: timestamps, format: format)
         var handler = MidgeLogHandler(label: label, sink: sink, enabled: Set(Logger.Level.allCases))
         handler[metadataKey: "listener"] = "1883"
-        handler.log(level: level, message: message, metadata: metadata, source: "test", file: #file,
-                    function: #function, line: #line)
+        handler.log(event: LogEvent(level: level, message: message, metadata: metadata, source: "test", file: #file,
+                                    function: #function, line: #line))
         try pipe.fileHandleForWriting.close()
         return String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     }

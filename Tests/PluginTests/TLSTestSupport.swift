@@ -16,7 +16,7 @@ struct TLSTempDirectory {
         var template = Array("/tmp/midge-tls-XXXXXX".utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         precondition(made != nil)
-        path = String(cString: template)
+        path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 
     func file(_ name: String) -> String { path + "/" + name }

@@ -130,12 +130,13 @@ final class Hooks: Sendable {
             case .now(let verdict):
                 if let outcome = apply(verdict, to: &current, changed: &changed) { return .now(outcome) }
             case .later(let future):
-                let next = index
+                // The chain so far, as the rest of it goes on from when this hook answers.
+                let (next, sofar, changedSoFar) = (index, current, changed)
                 let result = bounded(future, entry: entry, event: "publish", on: loop)
                     .recover { _ in self.failureVerdict(entry) }
                     .flatMap { verdict -> EventLoopFuture<PublishOutcome> in
-                        var message = current
-                        var changed = changed
+                        var message = sofar
+                        var changed = changedSoFar
                         if let outcome = self.apply(verdict, to: &message, changed: &changed) {
                             return loop.makeSucceededFuture(outcome)
                         }

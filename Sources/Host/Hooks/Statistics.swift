@@ -31,25 +31,27 @@ struct LoopCounters: Sendable {
 }
 
 /// What hooks may ask of the broker (`BrokerServices`), answered from the router and the loops' counters.
-// @unchecked: `hooks` and `quotas` are set once in `Broker.init`, before any hook can call it.
-final class BrokerServicesProvider: BrokerServices, @unchecked Sendable {
+final class BrokerServicesProvider: BrokerServices, Sendable {
     let version: String
     let startedAt = Date()
     let eventLoopGroup: any EventLoopGroup
     private let router: Router
     private let loops: LoopContexts
-    /// Set once the hooks exist (they are made after this provider).
-    var hooks: Hooks?
+    /// The hooks, for their failure count.
+    private let hooks: Hooks
     /// The broker's quotas, for their counts.
-    var quotas: Quotas?
+    private let quotas: Quotas
     /// Reloads so far, and how many failed.
     private let reloadCounts = NIOLockedValueBox((all: 0, failed: 0))
 
-    init(version: String, group: any EventLoopGroup, router: Router, loops: LoopContexts) {
+    init(version: String, group: any EventLoopGroup, router: Router, loops: LoopContexts, hooks: Hooks,
+         quotas: Quotas) {
         self.version = version
         self.eventLoopGroup = group
         self.router = router
         self.loops = loops
+        self.hooks = hooks
+        self.quotas = quotas
     }
 
     func publish(_ message: HookMessage) {
@@ -82,7 +84,7 @@ final class BrokerServicesProvider: BrokerServices, @unchecked Sendable {
             let counters = router.counters.withLockedValue { $0 }
             statistics.clientsExpired = counters.expired
             statistics.publishDropped = counters.dropped + total.publishDropped
-                + (quotas?.queuedBytes?.refusals ?? 0)
+                + (quotas.queuedBytes?.refusals ?? 0)
             statistics.connectionsAccepted = total.connectionsAccepted
             statistics.connectionsByListener = total.connectionsByListener
             statistics.messagesReceived = total.messagesReceived
@@ -94,12 +96,10 @@ final class BrokerServicesProvider: BrokerServices, @unchecked Sendable {
             statistics.subscriptions = router.index.subscriptionCount
             statistics.retainedMessages = router.retained.messageCount
             (statistics.reloads, statistics.reloadsFailed) = reloadCounts.withLockedValue { ($0.all, $0.failed) }
-            statistics.hookFailures = hooks?.failures ?? 0
-            if let quotas {
-                statistics.quotaEvents = quotas.eventCounts()
-                statistics.publishRateDisconnects = quotas.rateDisconnectCount
-                statistics.queuedBytes = quotas.queuedBytes?.current ?? 0
-            }
+            statistics.hookFailures = hooks.failures
+            statistics.quotaEvents = quotas.eventCounts()
+            statistics.publishRateDisconnects = quotas.rateDisconnectCount
+            statistics.queuedBytes = quotas.queuedBytes?.current ?? 0
             return statistics
         }
     }

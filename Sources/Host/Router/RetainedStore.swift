@@ -3,66 +3,73 @@ import NIOConcurrencyHelpers
 
 /// Retained messages by topic, as a tree of topic levels so that a wildcard subscription finds its matches
 /// without scanning every retained message.
-// @unchecked: the tree of `Node`s and `count` are touched under `lock` only.
-final class RetainedStore: @unchecked Sendable {
-    private final class Node {
+///
+/// The tree is a value (nodes are structs) behind one lock: `set` changes it in place, `matching` reads it.
+final class RetainedStore: Sendable {
+    private struct Node: Sendable {
         var children: [Substring: Node] = [:]
         var message: Message?
     }
 
-    private let lock = NIOLock()
-    private let root = Node()
-    private var count = 0
+    private struct Tree: Sendable {
+        var root = Node()
+        var count = 0
+    }
+
+    private let tree = NIOLockedValueBox(Tree())
 
     /// Retained messages now.
-    var messageCount: Int { lock.withLock { count } }
+    var messageCount: Int { tree.withLockedValue { $0.count } }
 
     /// Stores `message` for its topic, or deletes the topic's retained message when the payload is empty.
     func set(_ message: Message) {
-        lock.withLock {
-            let levels = message.topic.split(separator: "/", omittingEmptySubsequences: false)
-            if message.payload.readableBytes == 0 {
-                var path: [(Node, Substring)] = []
-                var node = root
-                for level in levels {
-                    guard let child = node.children[level] else { return }
-                    path.append((node, level))
-                    node = child
-                }
-                if node.message != nil { count -= 1 }
-                node.message = nil
-                while let (parent, level) = path.popLast(), let child = parent.children[level],
-                      child.message == nil, child.children.isEmpty {
-                    parent.children[level] = nil
-                }
-                return
+        let levels = message.topic.split(separator: "/", omittingEmptySubsequences: false)
+        if message.payload.readableBytes == 0 {
+            tree.withLockedValue { tree in
+                if Self.remove(at: levels[...], below: &tree.root) { tree.count -= 1 }
             }
-            var node = root
-            for level in levels {
-                if let child = node.children[level] {
-                    node = child
-                } else {
-                    let child = Node()
-                    node.children[level] = child
-                    node = child
-                }
-            }
-            if node.message == nil { count += 1 }
-            node.message = message.detachedPayload()
+            return
         }
+        let stored = message.detachedPayload()
+        tree.withLockedValue { tree in
+            if Self.insert(stored, at: levels[...], below: &tree.root) { tree.count += 1 }
+        }
+    }
+
+    /// Puts `message` at `levels` below `node`, making the levels missing; true when the topic had none.
+    private static func insert(_ message: Message, at levels: ArraySlice<Substring>, below node: inout Node) -> Bool {
+        guard let level = levels.first else {
+            defer { node.message = message }
+            return node.message == nil
+        }
+        return insert(message, at: levels.dropFirst(), below: &node.children[level, default: Node()])
+    }
+
+    /// Deletes the message at `levels` below `node` and the levels left empty; true when there was one.
+    private static func remove(at levels: ArraySlice<Substring>, below node: inout Node) -> Bool {
+        guard let level = levels.first else {
+            defer { node.message = nil }
+            return node.message != nil
+        }
+        guard node.children[level] != nil else { return false }
+        let removed = remove(at: levels.dropFirst(), below: &node.children[level]!)
+        if let child = node.children[level], child.message == nil, child.children.isEmpty {
+            node.children[level] = nil
+        }
+        return removed
     }
 
     /// Retained messages whose topic matches `filter`.
     func matching(_ filter: String) -> [Message] {
-        lock.withLock {
+        let levels = filter.split(separator: "/", omittingEmptySubsequences: false)
+        return tree.withLockedValue { tree in
             var out: [Message] = []
-            let levels = filter.split(separator: "/", omittingEmptySubsequences: false)
-            collect(root, levels[...], depth: 0, into: &out)
+            Self.collect(tree.root, levels[...], depth: 0, into: &out)
             return out
         }
     }
 
-    private func collect(_ node: Node, _ levels: ArraySlice<Substring>, depth: Int, into out: inout [Message]) {
+    private static func collect(_ node: Node, _ levels: ArraySlice<Substring>, depth: Int, into out: inout [Message]) {
         guard let level = levels.first else {
             if let message = node.message { out.append(message) }
             return
@@ -83,7 +90,7 @@ final class RetainedStore: @unchecked Sendable {
         }
     }
 
-    private func everything(below node: Node, topLevel: Bool, into out: inout [Message]) {
+    private static func everything(below node: Node, topLevel: Bool, into out: inout [Message]) {
         for (name, child) in node.children where !(topLevel && name.hasPrefix("$")) {
             if let message = child.message { out.append(message) }
             everything(below: child, topLevel: false, into: &out)

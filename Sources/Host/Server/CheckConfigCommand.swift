@@ -82,10 +82,9 @@ final class WarningCollector: Sendable {
             set { metadata[key] = newValue }
         }
 
-        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
-                 file: String, function: String, line: UInt) {
-            guard level >= .warning else { return }
-            collector.append(message.description)
+        func log(event: LogEvent) {
+            guard event.level >= .warning else { return }
+            collector.append(event.message.description)
         }
     }
 }

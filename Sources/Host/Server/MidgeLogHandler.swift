@@ -46,8 +46,8 @@ struct MidgeLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
-             file: String, function: String, line: UInt) {
+    func log(event: LogEvent) {
+        let (level, message, metadata) = (event.level, event.message, event.metadata)
         guard enabled.contains(level) else { return }
         if sink.format == .json {
             var merged = self.metadata

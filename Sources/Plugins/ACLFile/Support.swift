@@ -37,7 +37,7 @@ struct ReadFailure: Error {
 
 /// A value behind a readers-writer lock: `authorize` (many event loops at once) reads, `prepare`/`forget`/
 /// `reload` write. Writers are preferred on glibc so a steady stream of readers cannot starve a reload.
-// @unchecked: `value` is only touched inside `withReadLock` (shared) and `withWriteLock` (exclusive).
+// @unchecked: the pthread rwlock `lock` protects `value` (shared in `withReadLock`, alone in `withWriteLock`).
 final class ReadWriteLocked<Value: Sendable>: @unchecked Sendable {
     private let lock: UnsafeMutablePointer<pthread_rwlock_t>
     private var value: Value

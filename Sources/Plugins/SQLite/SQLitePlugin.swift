@@ -86,9 +86,8 @@ public import PluginAPI
 /// The `sqlite` authentication and authorization plugin (see the file comment for schema and semantics).
 ///
 /// All database work runs on one dedicated thread (an `NIOThreadPool` of one thread) that owns the only
-/// connection, so prepared statements are reused without locking and a reload is serialized with lookups.
-// @unchecked: `store` and `cache` are guarded by `lock` (and `store` used on the database thread only).
-public final class SQLitePlugin: AuthenticationPlugin, AuthorizationPlugin, ReloadablePlugin, @unchecked Sendable {
+/// connection, so its lock is never contended and a reload is serialized with lookups.
+public final class SQLitePlugin: AuthenticationPlugin, AuthorizationPlugin, ReloadablePlugin, Sendable {
     /// Registry entry.
     public static let descriptor = PluginDescriptor(name: "sqlite", summary: "users and ACLs in a SQLite database", commands: [
         PluginCommand(name: "users", usage: "users --db FILE init | add [--superuser] USER [PASSWORD] | del USER | list | passwd USER",
@@ -106,16 +105,18 @@ public final class SQLitePlugin: AuthenticationPlugin, AuthorizationPlugin, Relo
     private let logger: Logger
     private let pool: NIOThreadPool
 
-    /// The open database. Used on the pool's thread only; replaced under `lock` by a reload's commit (a task
-    /// on the database thread takes it once, at its start, and keeps that one to its end).
-    private var store: SQLiteStore
+    private struct State: Sendable {
+        /// The open database. Used on the pool's thread only; replaced by a reload's commit (a task on the
+        /// database thread takes it once, at its start, and keeps that one to its end).
+        var store: LockedSQLiteStore
+        /// What `prepare` loaded, per connection. Keyed by the whole `ClientInfo` (its remote address tells two
+        /// connections of one client id apart, so a taken-over connection's `forget` leaves the new one's
+        /// rules), which also makes a second `prepare` of the same connection (the host's re-check after a
+        /// reload) a replacement.
+        var cache: [ClientInfo: SQLiteClientRules] = [:]
+    }
 
-    /// What `prepare` loaded, per connection. Keyed by the whole `ClientInfo` (its remote address tells two
-    /// connections of one client id apart, so a taken-over connection's `forget` leaves the new one's rules),
-    /// which also makes a second `prepare` of the same connection (the host's re-check after a reload) a
-    /// replacement. Guarded by `lock`.
-    private var cache: [ClientInfo: SQLiteClientRules] = [:]
-    private let lock = NSLock()
+    private let state: NIOLockedValueBox<State>
 
     /// Options: `database` (required), `timeout_ms` (default 2000).
     public init(options: inout PluginOptions, context: PluginContext) throws {
@@ -134,7 +135,8 @@ public final class SQLitePlugin: AuthenticationPlugin, AuthorizationPlugin, Relo
         self.timeoutMilliseconds = timeout
         self.logger = context.logger
         do {
-            self.store = try SQLiteStore(path: databasePath, busyTimeoutMilliseconds: timeout)
+            let store = try SQLiteStore(path: databasePath, busyTimeoutMilliseconds: timeout)
+            self.state = NIOLockedValueBox(State(store: LockedSQLiteStore(store)))
         } catch let error as SQLiteError {
             throw PluginError(pluginName: name, message: error.message)
         }
@@ -181,7 +183,7 @@ public final class SQLitePlugin: AuthenticationPlugin, AuthorizationPlugin, Relo
             try store.rules(clientID: client.clientID, username: client.username)
         }, commit: { [self] rules in
             // Runs on the database thread, so it is ordered with reloads.
-            lock.withLock { cache[client] = rules }
+            state.withLockedValue { $0.cache[client] = rules }
         })
         return .later(future.map { _ in }.flatMapErrorThrowing { [logger] error in
             logger.error("sqlite: cannot load ACL rows for client '\(client.clientID)': \(error)")
@@ -190,7 +192,7 @@ public final class SQLitePlugin: AuthenticationPlugin, AuthorizationPlugin, Relo
     }
 
     public func authorize(client: ClientInfo, access: Access, topic: String, qos: QoS, retain: Bool) -> Decision {
-        guard let rules = lock.withLock({ cache[client] }) else {
+        guard let rules = state.withLockedValue({ $0.cache[client] }) else {
             // Not prepared (or prepare failed): fail closed.
             return .deny(.notAuthorized)
         }
@@ -198,7 +200,7 @@ public final class SQLitePlugin: AuthenticationPlugin, AuthorizationPlugin, Relo
     }
 
     public func forget(client: ClientInfo) {
-        lock.withLock { _ = cache.removeValue(forKey: client) }
+        state.withLockedValue { _ = $0.cache.removeValue(forKey: client) }
     }
 
     // MARK: Reload
@@ -212,48 +214,53 @@ public final class SQLitePlugin: AuthenticationPlugin, AuthorizationPlugin, Relo
     public func prepareReload() async throws -> PreparedReload {
         let deadline = NIODeadline.now() + .milliseconds(Int64(timeoutMilliseconds))
         let (fresh, refreshed, counts) = try await pool.runIfActive { [self] in
-            let fresh: SQLiteStore
+            let fresh: LockedSQLiteStore
             do {
-                fresh = try SQLiteStore(path: databasePath, busyTimeoutMilliseconds: remaining(until: deadline))
+                fresh = LockedSQLiteStore(try SQLiteStore(path: databasePath,
+                                                          busyTimeoutMilliseconds: remaining(until: deadline)))
             } catch let error as SQLiteError {
                 throw PluginError(pluginName: "sqlite", message: error.message)
             }
-            let keys = lock.withLock { Array(cache.keys) }
-            var refreshed: [ClientInfo: SQLiteClientRules] = [:]
-            var counts = (users: 0, rows: 0)
-            do {
-                fresh.connection.setBusyTimeout(milliseconds: remaining(until: deadline))
-                try fresh.connection.execute("BEGIN")
-                defer { try? fresh.connection.execute("COMMIT") }
-                counts = try fresh.counts()
-                // One read per user name, however many clients share it.
-                var byUser: [String?: SQLiteStore.UserEntries] = [:]
-                for key in keys {
-                    guard NIODeadline.now() < deadline else { throw timeoutError() }
-                    if byUser[key.username] == nil { byUser[key.username] = try fresh.userEntries(key.username) }
-                    refreshed[key] = byUser[key.username]!.rules(clientID: key.clientID, username: key.username)
+            let keys = state.withLockedValue { Array($0.cache.keys) }
+            let (refreshed, counts) = try fresh.withStore { fresh in
+                var refreshed: [ClientInfo: SQLiteClientRules] = [:]
+                var counts = (users: 0, rows: 0)
+                do {
+                    fresh.connection.setBusyTimeout(milliseconds: remaining(until: deadline))
+                    try fresh.connection.execute("BEGIN")
+                    defer { try? fresh.connection.execute("COMMIT") }
+                    counts = try fresh.counts()
+                    // One read per user name, however many clients share it.
+                    var byUser: [String?: SQLiteStore.UserEntries] = [:]
+                    for key in keys {
+                        guard NIODeadline.now() < deadline else { throw timeoutError() }
+                        if byUser[key.username] == nil { byUser[key.username] = try fresh.userEntries(key.username) }
+                        refreshed[key] = byUser[key.username]!.rules(clientID: key.clientID, username: key.username)
+                    }
+                } catch let error as SQLiteError {
+                    throw PluginError(pluginName: "sqlite", message: error.message)
                 }
-            } catch let error as SQLiteError {
-                throw PluginError(pluginName: "sqlite", message: error.message)
+                return (refreshed, counts)
             }
-            return (UnsafeTransfer(fresh), refreshed, counts)
+            return (fresh, refreshed, counts)
         }
         return PreparedReload { [self] in
             // At once: the new connection and the rows read for the clients connected then.
-            lock.withLock {
-                store = fresh.value
-                for key in Array(cache.keys) {
-                    if let rows = refreshed[key] { cache[key] = rows }
+            state.withLockedValue { state in
+                state.store = fresh
+                for key in Array(state.cache.keys) {
+                    if let rows = refreshed[key] { state.cache[key] = rows }
                 }
             }
             // Clients prepared since were read from the old database: read them again, on the database thread
             // after what is queued there (a `prepare` still running on the old database commits before this).
-            pool.submit { [self] state in
-                guard state == .active else { return }
-                let current = lock.withLock { store }
-                for key in lock.withLock({ cache.keys.filter { refreshed[$0] == nil } }) {
-                    guard let rows = try? current.rules(clientID: key.clientID, username: key.username) else { continue }
-                    lock.withLock { if cache[key] != nil { cache[key] = rows } }
+            pool.submit { [self] work in
+                guard work == .active else { return }
+                let current = state.withLockedValue { $0.store }
+                for key in state.withLockedValue({ $0.cache.keys.filter { refreshed[$0] == nil } }) {
+                    guard let rows = try? current.withStore({ try $0.rules(clientID: key.clientID, username: key.username) })
+                    else { continue }
+                    state.withLockedValue { if $0.cache[key] != nil { $0.cache[key] = rows } }
                 }
             }
             logger.info("sqlite: reloaded '\(databasePath)': \(counts.users) users, \(counts.rows) ACL rows")
@@ -273,8 +280,8 @@ public final class SQLitePlugin: AuthenticationPlugin, AuthorizationPlugin, Relo
         let timer = eventLoop.scheduleTask(deadline: deadline) { [self] in
             if once.claim() { promise.fail(timeoutError()) }
         }
-        pool.submit { [self] state in
-            guard state == .active else {
+        pool.submit { [self] work in
+            guard work == .active else {
                 if once.claim() { promise.fail(SQLiteError(code: 0, message: "the plugin is shutting down")) }
                 return
             }
@@ -284,9 +291,10 @@ public final class SQLitePlugin: AuthenticationPlugin, AuthorizationPlugin, Relo
                 if once.claim() { promise.fail(timeoutError()) }
                 return
             }
-            let store = lock.withLock { self.store }
-            store.connection.setBusyTimeout(milliseconds: remainingMilliseconds)
-            let result = Result { try body(store) }
+            let result = state.withLockedValue { $0.store }.withStore { store in
+                store.connection.setBusyTimeout(milliseconds: remainingMilliseconds)
+                return Result { try body(store) }
+            }
             guard once.claim() else { return }
             timer.cancel()
             if case .success(let value) = result { commit?(value) }
@@ -304,12 +312,19 @@ public final class SQLitePlugin: AuthenticationPlugin, AuthorizationPlugin, Relo
     }
 }
 
-/// Carries the database connection opened on the database thread to the commit, which puts it in place for
-/// the tasks that run there afterwards.
-// @unchecked: the value is made on the database thread and used there only; this only carries it across.
-private struct UnsafeTransfer<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
+/// The open database, shared by the plugin and the tasks of its database thread. Those run one at a time, so
+/// the lock is never contended; it makes the confinement checkable.
+// @unchecked: `lock` guards every use of `store` (an SQLite connection and its prepared statements).
+final class LockedSQLiteStore: @unchecked Sendable {
+    private let lock = NIOLock()
+    private let store: SQLiteStore
+
+    init(_ store: SQLiteStore) { self.store = store }
+
+    /// Runs `body` with the database, alone.
+    func withStore<T: Sendable>(_ body: (SQLiteStore) throws -> T) rethrows -> T {
+        try lock.withLock { try body(store) }
+    }
 }
 
 /// Lets exactly one of the racers (the answer, the deadline) complete a promise.

@@ -25,20 +25,26 @@ public struct IssuedCertificate: Sendable {
 /// the per-instance CA of the default deployment (see `DefaultCertificates`), and the tests' CAs.
 ///
 /// Everything is done in memory with libcrypto; a CA plus a server certificate take about a millisecond.
-public final class CertificateAuthority: @unchecked Sendable {
+/// The CA is its PEM text: each certificate or CRL it signs reads its certificate and key again (microseconds),
+/// so no libcrypto object is shared between threads.
+public final class CertificateAuthority: Sendable {
     /// The CA certificate, PEM.
     public let certificatePEM: String
     /// The CA key, PEM (PKCS #8, unencrypted).
     public let privateKeyPEM: String
-    // libcrypto objects are only read after creation, which OpenSSL allows from any thread.
-    let certificate: X509Certificate
-    let key: PrivateKey
 
     private init(certificate: X509Certificate, key: PrivateKey) throws {
-        self.certificate = certificate
-        self.key = key
         self.certificatePEM = try certificate.pem()
         self.privateKeyPEM = try key.pem()
+    }
+
+    /// The CA certificate and key as libcrypto objects, for one signing.
+    private func signer() throws -> (certificate: X509Certificate, key: PrivateKey) {
+        guard let certificate = try X509Certificate.allFromPEM(Array(certificatePEM.utf8)).first,
+              let key = try PrivateKey.fromPEM(Array(privateKeyPEM.utf8)) else {
+            throw CertificateError("cannot read the CA certificate or key again")
+        }
+        return (certificate, key)
     }
 
     /// A new self-signed CA: `CN=commonName` (and `O=organization`), basicConstraints critical CA:TRUE with
@@ -109,6 +115,7 @@ public final class CertificateAuthority: @unchecked Sendable {
     /// A CRL (v2, PEM) signed by this CA that revokes `certificates` (PEM, each issued by this CA), valid
     /// from now for `validDays` (a Mosquitto or Midge listener refuses every client of this CA once it expires).
     public func revocationList(revoking certificates: [String], validDays: Int = 30) throws -> String {
+        let (certificate, key) = try signer()
         guard let crl = X509_CRL_new() else { throw LibCryptoError("X509_CRL_new") }
         defer { X509_CRL_free(crl) }
         guard let now = ASN1_TIME_new(), let next = ASN1_TIME_new() else { throw LibCryptoError("ASN1_TIME_new") }
@@ -151,6 +158,7 @@ public final class CertificateAuthority: @unchecked Sendable {
 
     private func issue(subject: [(field: String, value: String)], validDays: Int,
                        extensions: [(Int32, String)]) throws -> IssuedCertificate {
+        let (certificate, key) = try signer()
         let leafKey = try PrivateKey.generateP256()
         let leaf = try Self.makeCertificate(subject: subject, publicKey: leafKey, issuer: certificate, signer: key,
                                             validDays: validDays, extensions: extensions)

@@ -327,7 +327,7 @@ func baseName(_ path: String) -> String {
 func hostName() -> String? {
     var buffer = [CChar](repeating: 0, count: 256)
     guard gethostname(&buffer, buffer.count - 1) == 0 else { return nil }
-    let name = String(cString: buffer)
+    let name = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     return name.isEmpty || name == "localhost" ? nil : name
 }
 

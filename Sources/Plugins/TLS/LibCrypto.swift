@@ -4,6 +4,7 @@
 // OpenSSL's exact behaviour or an API NIOSSL does not offer: making certificates and CRLs, reading CRLs, and
 // printing a certificate subject the way Mosquitto does.
 import CCrypto
+import NIOConcurrencyHelpers
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -29,9 +30,23 @@ func drainOpenSSLErrors() -> String {
         if code == 0 { break }
         var buffer = [CChar](repeating: 0, count: 256)
         ERR_error_string_n(code, &buffer, buffer.count)
-        messages.append(String(cString: buffer))
+        messages.append(buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
     }
     return messages.isEmpty ? "unknown error" : messages.joined(separator: "; ")
+}
+
+/// libcrypto objects shared between threads, used by one caller at a time: nothing of them leaves `withLock`
+/// but Sendable results.
+// @unchecked: `lock` serialises every use of `objects` (libcrypto pointers, not thread-safe by themselves).
+final class LibCryptoLocked<Objects>: @unchecked Sendable {
+    private let lock = NIOLock()
+    private let objects: Objects
+
+    init(_ objects: Objects) { self.objects = objects }
+
+    func withLock<Result: Sendable>(_ body: (Objects) throws -> Result) rethrows -> Result {
+        try lock.withLock { try body(objects) }
+    }
 }
 
 /// A memory BIO.

@@ -7,13 +7,21 @@ import CCrypto
 /// CAs at load time, and refuses a certificate of the chain that a CRL of its issuer lists, or whose issuer's
 /// CRL has expired (as OpenSSL does). Unlike OpenSSL's CRL_CHECK, a client whose issuer has no CRL in the file
 /// is not refused.
-final class RevocationList: @unchecked Sendable {
-    // X509_CRL objects are only read after loading; OpenSSL locks its lazy sorting itself.
-    private let lists: [OpaquePointer]
+final class RevocationList: Sendable {
+    /// The X509_CRL objects, freed with the last reference.
+    private final class Lists {
+        let pointers: [OpaquePointer]
+        init(_ pointers: [OpaquePointer]) { self.pointers = pointers }
+        deinit { for crl in pointers { X509_CRL_free(crl) } }
+    }
+
+    private let lists: LibCryptoLocked<Lists>
     let path: String
+    /// How many CRLs were loaded.
+    let count: Int
 
     /// What a CRL says about one certificate.
-    enum Status: Equatable {
+    enum Status: Equatable, Sendable {
         case notRevoked
         case revoked
         case listExpired
@@ -42,7 +50,9 @@ final class RevocationList: @unchecked Sendable {
                 ERR_clear_error()
             }
         }
-        self.lists = lists
+        // Owned from here: freed with this list, also when a check below throws.
+        self.lists = LibCryptoLocked(Lists(lists))
+        count = lists.count
         guard !lists.isEmpty else {
             throw DirectiveError("crlfile", path, "holds no certificate revocation list (PEM or DER)")
         }
@@ -64,10 +74,6 @@ final class RevocationList: @unchecked Sendable {
         }
     }
 
-    deinit {
-        for crl in lists { X509_CRL_free(crl) }
-    }
-
     /// The status of a certificate (DER) by the CRLs of its issuer.
     func status(ofDER der: [UInt8]) -> Status {
         guard let certificate = X509Certificate.fromDER(der) else { return .notRevoked }
@@ -75,16 +81,15 @@ final class RevocationList: @unchecked Sendable {
     }
 
     func status(of certificate: X509Certificate) -> Status {
-        for crl in lists where X509_NAME_cmp(certificate.issuerName, X509_CRL_get_issuer(crl)) == 0 {
-            if let next = X509_CRL_get0_nextUpdate(crl), X509_cmp_current_time(next) < 0 { return .listExpired }
-            var entry: OpaquePointer?
-            if X509_CRL_get0_by_cert(crl, &entry, certificate.pointer) == 1 { return .revoked }
+        lists.withLock { lists in
+            for crl in lists.pointers where X509_NAME_cmp(certificate.issuerName, X509_CRL_get_issuer(crl)) == 0 {
+                if let next = X509_CRL_get0_nextUpdate(crl), X509_cmp_current_time(next) < 0 { return .listExpired }
+                var entry: OpaquePointer?
+                if X509_CRL_get0_by_cert(crl, &entry, certificate.pointer) == 1 { return .revoked }
+            }
+            return .notRevoked
         }
-        return .notRevoked
     }
-
-    /// How many CRLs were loaded.
-    var count: Int { lists.count }
 }
 
 /// A listener directive whose value cannot be used.

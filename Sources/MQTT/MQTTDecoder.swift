@@ -138,7 +138,7 @@ public struct MQTTDecoder: NIOSingleStepByteToMessageDecoder {
             guard let id = body.readInteger(as: UInt16.self) else {
                 throw MQTTError.malformedPacket("UNSUBSCRIBE cut short")
             }
-            guard id != 0 else { throw MQTTError.protocolError("packet identifier 0") }
+            guard id != 0 else { throw MQTTError.malformedPacket("packet identifier 0") }  // 0x81, as Mosquitto
             let properties = v5 ? try Properties.read(from: &body, context: .unsubscribe) : Properties()
             var filters: [String] = []
             while body.readableBytes > 0 {
@@ -250,6 +250,8 @@ public struct MQTTDecoder: NIOSingleStepByteToMessageDecoder {
             if !(v5 && properties.topicAlias != nil) { throw MQTTError.topicNameInvalid("empty topic name") }
         } else if !Topic.isValidName(topic) {
             throw MQTTError.topicNameInvalid("wildcard in topic name")
+        } else if Topic.hasTooManyLevels(topic) {
+            throw MQTTError.protocolError("topic name with more than \(Topic.maximumLevels) levels")
         }
         let payload = body.readSlice(length: body.readableBytes)!
         return PublishPacket(topic: topic, payload: payload, qos: qos, retain: retain, dup: dup, packetID: packetID,
@@ -258,7 +260,7 @@ public struct MQTTDecoder: NIOSingleStepByteToMessageDecoder {
 
     static func decodeSubscribe(_ body: inout ByteBuffer, v5: Bool) throws -> SubscribePacket {
         guard let id = body.readInteger(as: UInt16.self) else { throw MQTTError.malformedPacket("SUBSCRIBE cut short") }
-        guard id != 0 else { throw MQTTError.protocolError("packet identifier 0") }
+        guard id != 0 else { throw MQTTError.malformedPacket("packet identifier 0") }  // 0x81, as Mosquitto
         let properties = v5 ? try Properties.read(from: &body, context: .subscribe) : Properties()
         var subscriptions: [TopicSubscription] = []
         while body.readableBytes > 0 {
@@ -278,6 +280,9 @@ public struct MQTTDecoder: NIOSingleStepByteToMessageDecoder {
                 guard raw & 0xFC == 0 else { throw MQTTError.malformedPacket("reserved subscription option bits") }
             }
             guard Topic.isValidFilter(filter) else { throw MQTTError.malformedPacket("invalid topic filter") }
+            guard !Topic.hasTooManyLevels(filter) else {
+                throw MQTTError.malformedPacket("topic filter with more than \(Topic.maximumLevels) levels")
+            }
             subscriptions.append(TopicSubscription(filter: filter, options: options))
         }
         guard !subscriptions.isEmpty else { throw MQTTError.protocolError("SUBSCRIBE without a topic filter") }

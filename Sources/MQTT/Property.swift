@@ -160,7 +160,8 @@ public enum Property: Hashable, Sendable {
             return v
         }
         switch identifier {
-        case 0x01: return .payloadFormatIndicator(try flag("payload format indicator"))
+        // Any value is forwarded as it came (Mosquitto 2.0 does not check it either).
+        case 0x01: return .payloadFormatIndicator(try byte())
         case 0x02: return .messageExpiryInterval(try u32())
         case 0x03: return .contentType(try buffer.readMQTTString("content type"))
         case 0x08: return .responseTopic(try buffer.readMQTTString("response topic"))
@@ -275,7 +276,11 @@ public struct Properties: Hashable, Sendable, ExpressibleByArrayLiteral, Sequenc
             let property = try Property.read(from: &slice)
             let id = property.identifier
             guard context.allows(id) else {
-                throw MQTTError.protocolError("property 0x\(String(id, radix: 16)) not allowed in \(context)")
+                let problem = "property 0x\(String(id, radix: 16)) not allowed in \(context)"
+                // MQTT 5.0 2.2.2.2: a property a packet may not carry makes it malformed. Mosquitto says so for
+                // SUBSCRIBE and UNSUBSCRIBE, and Protocol Error for the other packets.
+                if context == .subscribe || context == .unsubscribe { throw MQTTError.malformedPacket(problem) }
+                throw MQTTError.protocolError(problem)
             }
             if id != 0x26 && !(id == 0x0B && context == .publish) {
                 guard seen & (1 << UInt64(id)) == 0 else {

@@ -1,4 +1,5 @@
 @testable import Host
+import Foundation
 import Logging
 import MQTT
 import NIOCore
@@ -171,13 +172,59 @@ struct SessionTests {
                                      subscriptionIDs: []))
         var out: [Session.Outgoing] = []
         session.takeReady(limit: 10, into: &out)
-        #expect(session.received(1))
+        #expect(session.acknowledge(1, .pubrec) == .released)
         out.removeAll()
         session.resendInflight(into: &out)
         guard case .pubrel(1)? = out.first else {
             Issue.record("expected PUBREL 1, got \(out)")
             return
         }
+    }
+}
+
+@Suite("Acknowledgements")
+struct AcknowledgementTests {
+    private func session(sending qos: QoS) -> Session {
+        let session = Session(clientID: "s", protocolVersion: .v5, limits: SessionLimits())
+        _ = session.enqueue(Delivery(message: message("t", qos: qos), qos: qos, retain: false, subscriptionIDs: []))
+        var out: [Session.Outgoing] = []
+        session.takeReady(limit: 10, into: &out)
+        return session
+    }
+
+    @Test("an acknowledgement that does not fit the message's QoS or state is a mismatch, as Mosquitto sees it")
+    func mismatches() {
+        #expect(session(sending: .atLeastOnce).acknowledge(1, .pubrec) == .mismatch)
+        #expect(session(sending: .atLeastOnce).acknowledge(1, .pubcomp) == .mismatch)
+        #expect(session(sending: .exactlyOnce).acknowledge(1, .puback) == .mismatch)
+        #expect(session(sending: .exactlyOnce).acknowledge(1, .pubcomp) == .mismatch)  // before PUBREC
+        let released = session(sending: .exactlyOnce)
+        #expect(released.acknowledge(1, .pubrec) == .released)
+        #expect(released.acknowledge(1, .pubrecFailure) == .mismatch)
+        #expect(released.acknowledge(1, .pubcomp) == .completed)
+        #expect(released.acknowledge(1, .pubcomp) == .unknown)
+        #expect(session(sending: .atLeastOnce).acknowledge(1, .puback) == .completed)
+        #expect(session(sending: .atLeastOnce).acknowledge(7, .puback) == .unknown)
+    }
+
+    @Test("a queued message keeps the packet id it got when queued, even when one before it expires")
+    func idsAtQueueTime() {
+        let session = Session(clientID: "s", protocolVersion: .v5, limits: SessionLimits())
+        _ = session.enqueue(Delivery(message: Message(topic: "t", payload: ByteBuffer(string: "old"), qos: .atLeastOnce,
+                                                      retain: false, properties: [.messageExpiryInterval(0)]),
+                                     qos: .atLeastOnce, retain: false, subscriptionIDs: []))
+        _ = session.enqueue(Delivery(message: message("t", qos: .atLeastOnce), qos: .atLeastOnce, retain: false,
+                                     subscriptionIDs: []))
+        // The first message's expiry second passes; Message.isExpired compares whole seconds.
+        let start = Message.wallClockSecond()
+        while Message.wallClockSecond() <= start { usleep(10_000) }
+        var out: [Session.Outgoing] = []
+        session.takeReady(limit: 10, into: &out)
+        let ids = out.compactMap { item -> UInt16? in
+            if case .publish(_, let id?, _) = item { return id }
+            return nil
+        }
+        #expect(ids == [2])
     }
 }
 

@@ -113,6 +113,17 @@ struct GoldenPacketTests {
         #expect(publish.properties.payloadFormatIndicator == 1)
         #expect(publish.properties.messageExpiryInterval == 60)
     }
+
+    @Test("a payload format indicator other than 0 or 1 is decoded as it came, to be forwarded (as Mosquitto)")
+    func payloadFormatIndicatorIsNotChecked() throws {
+        var decoder = MQTTDecoder(version: .v5)
+        var input = buffer(bytes([0x30, 0x06, 0x00, 0x01, "t", 0x02, 0x01, 0x02]))
+        guard case .publish(let publish) = try decoder.decode(buffer: &input) else {
+            Issue.record("not a PUBLISH")
+            return
+        }
+        #expect(publish.properties.payloadFormatIndicator == 2)
+    }
 }
 
 /// 5.0-only content written for an older peer: the encoder leaves it out.

@@ -215,7 +215,8 @@ let malformedPackets: [MalformedPacket] = [
         0xA2, 0x0A, 0x00, 0x01,
         0x04, 0x1F, 0x00, 0x01, "r",    // reason string: not allowed client to server here
         0x00, 0x01, "a",
-    ], .protocolError, repaired: [0xA2, 0x0D, 0x00, 0x01, 0x07, 0x26, 0x00, 0x01, "r", 0x00, 0x01, "r",
+    ], .malformedPacket,                // MQTT 5.0 2.2.2.2, and Mosquitto's 0x81 (issue 16, 4)
+       repaired: [0xA2, 0x0D, 0x00, 0x01, 0x07, 0x26, 0x00, 0x01, "r", 0x00, 0x01, "r",
                                    0x00, 0x01, "a"]),
 
     MalformedPacket("5.0 will delay interval in CONNECT's own properties", nil, [
@@ -264,10 +265,8 @@ let malformedPackets: [MalformedPacket] = [
     ], .malformedPacket,            // malformed, as Mosquitto answers it
        repaired: [0x30, 0x07, 0x00, 0x01, "t", 0x03, 0x23, 0x00, 0x01]),
 
-    MalformedPacket("5.0 payload format indicator 2", .v5, [
-        0x30, 0x06, 0x00, 0x01, "t",
-        0x02, 0x01, 0x02,           // payload format indicator must be 0 or 1
-    ], .protocolError, repaired: [0x30, 0x06, 0x00, 0x01, "t", 0x02, 0x01, 0x00]),
+    // (A payload format indicator other than 0 or 1 is not refused: it is forwarded as Mosquitto forwards
+    // it; see PropertyTests.)
 
     MalformedPacket("5.0 subscription identifier 0", .v5, [
         0x82, 0x09, 0x00, 0x01,
@@ -311,7 +310,37 @@ let malformedPackets: [MalformedPacket] = [
 
     MalformedPacket("SUBSCRIBE packet identifier 0", .v3_1_1, [
         0x82, 0x06, 0x00, 0x00, 0x00, 0x01, "a", 0x00,
-    ], .protocolError, repaired: [0x82, 0x06, 0x00, 0x01, 0x00, 0x01, "a", 0x00]),
+    ], .malformedPacket,            // 0x81, as Mosquitto answers it (issue 16, 13)
+       repaired: [0x82, 0x06, 0x00, 0x01, 0x00, 0x01, "a", 0x00]),
+
+    MalformedPacket("UNSUBSCRIBE 5.0 packet identifier 0", .v5, [
+        0xA2, 0x06, 0x00, 0x00, 0x00, 0x00, 0x01, "a",
+    ], .malformedPacket, repaired: [0xA2, 0x06, 0x00, 0x01, 0x00, 0x00, 0x01, "a"]),
+
+    MalformedPacket("SUBSCRIBE 5.0 with a property SUBSCRIBE may not carry", .v5, [
+        0x82, 0x09, 0x00, 0x01,
+        0x02, 0x01, 0x01,           // payload format indicator: not a SUBSCRIBE property
+        0x00, 0x01, "a", 0x00,
+    ], .malformedPacket,            // MQTT 5.0 2.2.2.2 (issue 16, 4)
+       repaired: [0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, "a", 0x00]),
+
+    MalformedPacket("UNSUBSCRIBE 5.0 with a property UNSUBSCRIBE may not carry", .v5, [
+        0xA2, 0x08, 0x00, 0x01,
+        0x02, 0x0B, 0x01,           // subscription identifier: not an UNSUBSCRIBE property
+        0x00, 0x01, "a",
+    ], .malformedPacket, repaired: [0xA2, 0x06, 0x00, 0x01, 0x00, 0x00, 0x01, "a"]),
+
+    MalformedPacket("SUBSCRIBE filter with 201 levels", .v5, [
+        0x82, 0xCE, 0x01, 0x00, 0x01, 0x00,
+        0x00, 0xC8, .repeated(0x2F, count: 200),   // 200 separators: 201 levels (Mosquitto's limit is 200)
+        0x00,
+    ], .malformedPacket,
+       repaired: [0x82, 0xCD, 0x01, 0x00, 0x01, 0x00, 0x00, 0xC7, .repeated(0x2F, count: 199), 0x00]),
+
+    MalformedPacket("PUBLISH topic with 201 levels", .v3_1_1, [
+        0x30, 0xCA, 0x01,
+        0x00, 0xC8, .repeated(0x2F, count: 200),   // 201 levels: protocol error, as Mosquitto (0x82 for 5.0)
+    ], .protocolError, repaired: [0x30, 0xC9, 0x01, 0x00, 0xC7, .repeated(0x2F, count: 199)]),
 
     MalformedPacket("UNSUBSCRIBE without topic filters", .v3_1_1, [
         0xA2, 0x02, 0x00, 0x01,

@@ -175,6 +175,7 @@ final class ConnectAdmission {
         state.sessionExpiry = expiry
         if version == .v5 {
             writer.aliasLimit = min(Int(connect.properties.topicAliasMaximum ?? 0), settings.maxTopicAliasBroker)
+            writer.maximumPacketSize = Int(connect.properties.maximumPacketSize ?? 0)
         }
         if let users = broker.quotas.userConnections, let username = state.client?.username {
             guard users.acquire(user: username, clientID: clientID) else {
@@ -219,7 +220,10 @@ final class ConnectAdmission {
                 }
             }
         }
-        writer.send(.connack(ConnAckPacket(sessionPresent: result.sessionPresent, code: 0, properties: properties)))
+        // MQTT 3.1 has no session-present flag: that byte is reserved and 0.
+        let present = version != .v3_1 && result.sessionPresent
+        writer.send(.connack(ConnAckPacket(sessionPresent: present, code: 0, properties: properties)))
+        guard state.phase == .connected else { return }  // the CONNACK was larger than the client takes
         state.keepAliveWindow = keepAlive > 0 ? .milliseconds(keepAlive * 1500) : nil
         control?.admitted()
     }

@@ -21,6 +21,9 @@ final class InboundPublish {
     private let maximumQoS: QoS
     private let retainAvailable: Bool
     private let messageSizeLimit: Int
+    /// The Receive Maximum CONNACK announces to a 5.0 client (65,535 when it announces none): more QoS 2
+    /// PUBLISH packets than this waiting for PUBREL is a protocol violation (0x93).
+    private let receiveMaximum: Int
     /// Topic aliases the client set (5.0), by alias.
     private var aliases: [UInt16: String] = [:]
 
@@ -37,6 +40,8 @@ final class InboundPublish {
         maximumQoS = broker.router.settings.maximumQoS
         retainAvailable = broker.router.settings.retainAvailable
         messageSizeLimit = broker.connect.messageSizeLimit
+        let inflight = broker.connect.maxInflightMessages
+        receiveMaximum = inflight > 0 && inflight < 65535 ? inflight : 65535
     }
 
     /// Handles a PUBLISH: routes or refuses it and acknowledges it, through `batch` (the read batch that
@@ -69,6 +74,11 @@ final class InboundPublish {
         }
         if publish.retain && !retainAvailable {
             throw ProtocolViolation(code: .retainNotSupported, message: "retain not supported")
+        }
+        if v5, publish.qos == .exactlyOnce, let session = state.session,
+           !session.canStoreIncoming(publish.packetID!, limit: receiveMaximum) {
+            throw ProtocolViolation(code: .receiveMaximumExceeded,
+                                    message: "more than Receive Maximum (\(receiveMaximum)) QoS 2 PUBLISH unacknowledged")
         }
         var refusal: ReasonCode?
         if messageSizeLimit > 0 && publish.payload.readableBytes > messageSizeLimit {
@@ -122,9 +132,10 @@ final class InboundPublish {
         case .atLeastOnce:
             if let accepted {
                 let routed = router.route(accepted, batch: batch)
-                if routed.delivered == 0 && v5 {
-                    // Matching subscribers that all refused it for max_queued_bytes_total: 0x97.
-                    reason = routed.overQuota > 0 ? .quotaExceeded : .noMatchingSubscribers
+                if v5 && routed.matched == 0 {
+                    reason = .noMatchingSubscribers  // a match skipped for No Local is still a match
+                } else if v5 && routed.delivered == 0 && routed.overQuota > 0 {
+                    reason = .quotaExceeded  // every match refused it for max_queued_bytes_total
                 }
             }
             writer.send(.ack(AckPacket(type: .puback, packetID: publish.packetID!, reasonCode: v5 ? reason : .success)))

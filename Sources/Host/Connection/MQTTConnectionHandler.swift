@@ -56,6 +56,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler, SessionConnection, Con
         gate.context = context
         gate.control = self
         admission.control = self
+        writer.control = self
         state.handle.attach(self)
         state.remoteAddress = context.channel.remoteAddress?.peerDescription
         state.loop.watch(self)
@@ -240,20 +241,27 @@ final class MQTTConnectionHandler: ChannelInboundHandler, SessionConnection, Con
         case .publish(let publish):
             try handlePublish(publish)
         case .ack(let ack):
+            let kind: Session.Acknowledgement
             switch ack.type {
-            case .puback, .pubcomp:
-                if session.complete(ack.packetID) { writer.drain() }
-            case .pubrec:
-                if ack.reasonCode.isFailure {
-                    if session.complete(ack.packetID) { writer.drain() }
-                } else {
-                    _ = session.received(ack.packetID)
-                    writer.send(.ack(AckPacket(type: .pubrel, packetID: ack.packetID)))
-                }
+            case .puback: kind = .puback
+            case .pubcomp: kind = .pubcomp
+            case .pubrec: kind = ack.reasonCode.isFailure ? .pubrecFailure : .pubrec
             case .pubrel:
                 inbound.release(ack.packetID, batch: routingBatch)
+                return
             default:
                 throw MQTTError.protocolError("unexpected \(ack.type)")
+            }
+            switch session.acknowledge(ack.packetID, kind) {
+            case .completed:
+                writer.drain()
+            case .released:
+                writer.send(.ack(AckPacket(type: .pubrel, packetID: ack.packetID)))
+            case .unknown:
+                // As Mosquitto: PUBREL still answers a PUBREC; other acknowledgements are ignored.
+                if kind == .pubrec { writer.send(.ack(AckPacket(type: .pubrel, packetID: ack.packetID))) }
+            case .mismatch:
+                throw MQTTError.protocolError("\(ack.type) for packet identifier \(ack.packetID), which is not in that state or of that QoS")
             }
         case .subscribe(let subscribe):
             writer.send(subscriptions.subscribe(subscribe, session: session, batch: batch))
@@ -334,6 +342,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler, SessionConnection, Con
 
     /// CONNACK went out: keep alive, what the session kept, then the packets that waited.
     func admitted() {
+        guard state.phase == .connected else { return }
         if state.keepAliveWindow == nil { state.loop.unwatch(self) }
         if let session = state.session { writer.resume(session) }
         writer.flushIfOutsideRead()

@@ -19,6 +19,11 @@ final class OutboundWriter {
     /// served: the first `aliasLimit` topics sent get one, for as long as the connection lives.
     private var aliases: [String: UInt16] = [:]
     var aliasLimit = 0
+    /// The largest packet the client takes (its 5.0 Maximum Packet Size); 0 = the protocol's limit. A larger
+    /// PUBLISH is dropped; any other packet larger than this closes the connection instead (MQTT-3.1.2-24:
+    /// the server must not send it; Mosquitto closes too).
+    var maximumPacketSize = 0
+    weak var control: (any ConnectionControl)?
 
     init(state: ConnectionState) {
         self.state = state
@@ -31,6 +36,12 @@ final class OutboundWriter {
         guard let context else { return }
         var buffer = context.channel.allocator.buffer(capacity: 16)
         packet.write(version: state.version, to: &buffer)
+        if maximumPacketSize > 0 && buffer.readableBytes > maximumPacketSize {
+            state.logger.notice("Client \(state.clientName) disconnected: its \(packet.type) would be \(buffer.readableBytes) bytes, more than its maximum packet size \(maximumPacketSize).")
+            state.disconnectReason = .protocolError(.packetTooLarge, "\(packet.type) larger than the client's maximum packet size")
+            control?.close()
+            return
+        }
         state.loop.counters.messagesSent += 1
         state.loop.counters.bytesSent += buffer.readableBytes
         context.write(NIOAny(buffer), promise: nil)
@@ -90,7 +101,7 @@ final class OutboundWriter {
         guard !loop.outgoing.isEmpty, let context else { return }
         let version = state.version
         var buffer = context.channel.allocator.buffer(capacity: 256)
-        let maximum = session.maximumPacketSize
+        let maximum = maximumPacketSize
         for item in loop.outgoing {
             switch item {
             case .pubrel(let id):
@@ -101,10 +112,9 @@ final class OutboundWriter {
                 var properties = Properties()
                 if version == .v5 {
                     properties = message.properties
-                    if let expiresAt = message.expiresAt {
-                        let left = max(0, (expiresAt - .now()).nanoseconds / 1_000_000_000)
+                    if let left = message.expiryLeft {
                         properties.items.removeAll { if case .messageExpiryInterval = $0 { return true }; return false }
-                        properties.append(.messageExpiryInterval(UInt32(clamping: left)))
+                        properties.append(.messageExpiryInterval(left))
                     }
                     for id in delivery.subscriptionIDs { properties.append(.subscriptionIdentifier(id)) }
                 }

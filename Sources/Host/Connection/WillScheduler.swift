@@ -53,7 +53,10 @@ final class WillScheduler {
         let broker = state.broker
         let loop = state.eventLoop
         loop.scheduleTask(in: .seconds(Int64(delay))) {
-            guard let since, session.detachedSince() == since else {
+            // Cancelled by any connection with the client id since: one that took the session back (it is
+            // attached, or detached again since), or one that started a new session (Mosquitto cancels
+            // the will on any reconnect).
+            guard let since, session.detachedSince() == since, !session.isSuperseded else {
                 broker.logger.debug("Will of \(session.clientID) cancelled: the client came back within its delay.")
                 return
             }

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
 import MQTT
 import NIOCore
 
@@ -11,11 +16,12 @@ final class Message: Sendable {
     let properties: Properties
     /// The client that published it, for no-local; nil for messages the broker makes.
     let origin: String?
-    /// When it expires (MQTT 5.0 message expiry), if ever.
-    let expiresAt: NIODeadline?
+    /// When it expires (MQTT 5.0 message expiry), if ever: a wall-clock second (seconds since 1970), as
+    /// Mosquitto keeps it, so that the interval left that a subscriber is told is counted the same way.
+    let expiresAt: Int?
 
     init(topic: String, payload: ByteBuffer, qos: QoS, retain: Bool, properties: Properties = [],
-         origin: String? = nil, receivedAt: NIODeadline = .now()) {
+         origin: String? = nil) {
         self.topic = topic
         self.payload = payload
         self.qos = qos
@@ -32,7 +38,7 @@ final class Message: Sendable {
         self.properties = forwarded
         self.origin = origin
         if let seconds = properties.messageExpiryInterval {
-            self.expiresAt = receivedAt + .seconds(Int64(seconds))
+            self.expiresAt = Self.wallClockSecond() + Int(seconds)
         } else {
             self.expiresAt = nil
         }
@@ -54,10 +60,20 @@ final class Message: Sendable {
         expiresAt = other.expiresAt
     }
 
+    /// Expired once the current second is past its expiry second (Mosquitto's rule).
     var isExpired: Bool {
         guard let expiresAt else { return false }
-        return expiresAt <= .now()
+        return Self.wallClockSecond() > expiresAt
     }
+
+    /// The expiry interval left, in whole seconds: its expiry second minus the current one (as Mosquitto
+    /// computes it); nil for a message that never expires.
+    var expiryLeft: UInt32? {
+        guard let expiresAt else { return nil }
+        return UInt32(clamping: max(0, expiresAt - Self.wallClockSecond()))
+    }
+
+    static func wallClockSecond() -> Int { Int(time(nil)) }
 
     /// Bytes of payload and topic, for queue accounting.
     var size: Int { payload.readableBytes + topic.utf8.count }
@@ -75,6 +91,8 @@ struct Delivery {
     /// For a message sent through a shared subscription: its group, so that another member gets it if this
     /// session ends before acknowledging it.
     var shareGroup: ShareGroup? = nil
+    /// The packet id given when it was queued (QoS 1 and 2).
+    var packetID: UInt16? = nil
 }
 
 extension ByteBuffer {

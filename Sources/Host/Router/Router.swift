@@ -59,7 +59,10 @@ final class Router: Sendable {
         var discarded: Session?
         let now = NIODeadline.now()
         let result: ConnectResult = table.withLockedValue { table in
-            if let existing = table.sessions[clientID], !cleanStart, !isExpired(existing, now: now) {
+            // A session whose expiry is 0 (a 3.x clean session, 5.0 expiry 0) ends with its connection
+            // (MQTT-3.1.2-6): a new connection does not resume it even while that connection is still open.
+            if let existing = table.sessions[clientID], !cleanStart, existing.expiryInterval != 0,
+               !isExpired(existing, now: now) {
                 let old = existing.attach(handle, version: version, expiry: expiry, receiveMaximum: receiveMaximum,
                                           maximumPacketSize: maximumPacketSize)
                 if old == nil { table.countConnected(+1) }
@@ -67,13 +70,14 @@ final class Router: Sendable {
             }
             let old = table.sessions[clientID]
             discarded = old
+            old?.supersede()
             let session = Session(clientID: clientID, protocolVersion: version, limits: settings.session)
             _ = session.attach(handle, version: version, expiry: expiry, receiveMaximum: receiveMaximum,
                                maximumPacketSize: maximumPacketSize)
             table.sessions[clientID] = session
-            let replaced = old?.owner()
-            if replaced == nil { table.countConnected(+1) }
-            return ConnectResult(session: session, sessionPresent: false, replaced: replaced)
+            // The old session keeps its connection until that one closes, and that close counts it out.
+            table.countConnected(+1)
+            return ConnectResult(session: session, sessionPresent: false, replaced: old?.owner())
         }
         if let discarded { endShared(discarded) }
         return result
@@ -208,6 +212,8 @@ final class Router: Sendable {
 
     /// What `route` did with a message.
     struct Routed {
+        /// Subscriptions it matched (one per share group), whether or not it was queued for them.
+        var matched = 0
         /// Sessions it was queued for.
         var delivered = 0
         /// Sessions that refused it for `max_queued_bytes_total`.
@@ -223,6 +229,7 @@ final class Router: Sendable {
         let match = index.match(message.topic)
         var routed = Routed()
         if match.isEmpty { return routed }
+        routed.matched = match.subscribers.count + match.groups.count
         for target in match.subscribers {
             count(enqueue(message, to: target, retain: false, batch: batch), in: &routed)
         }

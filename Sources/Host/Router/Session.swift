@@ -53,6 +53,13 @@ final class Session: Sendable {
         }
     }
 
+    /// Marks the session replaced by a new one for its client id (a clean start, or a takeover of a session
+    /// that ended with its connection): a will waiting for its delay is then cancelled.
+    func supersede() { state.withLockedValue { $0.superseded = true } }
+
+    /// Whether a new session replaced this one (`supersede`).
+    var isSuperseded: Bool { state.withLockedValue { $0.superseded } }
+
     /// Detaches `handle` if it still owns the session. Returns false if another connection took over.
     func detach(_ handle: ConnectionHandle, expiry: UInt32?) -> Bool {
         let (detached, paused) = state.withLockedValue { $0.detach(handle, expiry: expiry) }
@@ -149,18 +156,42 @@ final class Session: Sendable {
         state.withLockedValue { $0.complete(id) }
     }
 
-    /// PUBREC for a QoS 2 message we sent. Returns false if the id was unknown.
-    func received(_ id: UInt16) -> Bool {
-        state.withLockedValue {
-            guard $0.inflight[id] != nil else { return false }
-            $0.inflight[id]!.released = true
-            return true
-        }
+    /// An acknowledgement from the client for a message this session sent.
+    enum Acknowledgement {
+        case puback
+        /// PUBREC with a success code: PUBREL follows.
+        case pubrec
+        /// PUBREC with a failure code: the exchange ends.
+        case pubrecFailure
+        case pubcomp
+    }
+
+    enum AcknowledgementResult {
+        /// The message is done: its slot in the in-flight window is free.
+        case completed
+        /// PUBREC recorded: PUBREL goes out.
+        case released
+        /// No message in flight has this id (answered as Mosquitto does: ignored, or PUBREL for PUBREC).
+        case unknown
+        /// The acknowledgement does not fit the message's QoS or state (PUBACK for QoS 2, PUBREC or PUBCOMP
+        /// for QoS 1, PUBCOMP before PUBREC): a protocol violation, as Mosquitto treats it.
+        case mismatch
+    }
+
+    /// Applies an acknowledgement to the message in flight under `id`.
+    func acknowledge(_ id: UInt16, _ ack: Acknowledgement) -> AcknowledgementResult {
+        state.withLockedValue { $0.acknowledge(id, ack) }
     }
 
     var maximumPacketSize: Int { state.withLockedValue { $0.clientMaximumPacketSize } }
 
     // MARK: Incoming QoS 2
+
+    /// Whether an incoming QoS 2 message under `id` may be stored with at most `limit` waiting for PUBREL:
+    /// true when there is room, or `id` waits already (a resend).
+    func canStoreIncoming(_ id: UInt16, limit: Int) -> Bool {
+        state.withLockedValue { $0.incomingQoS2[id] != nil || $0.incomingQoS2.count < limit }
+    }
 
     /// Stores an incoming QoS 2 message until PUBREL; returns false if the id is already waiting.
     func storeIncoming(_ id: UInt16, _ message: Message) -> Bool {
@@ -214,6 +245,8 @@ extension Session {
         /// Largest packet the client accepts (5.0); 0 = no limit.
         var clientMaximumPacketSize = 0
         var dropped = 0
+        /// Set when a new session replaced this one for its client id.
+        var superseded = false
         /// Whether a refusal for `max_queued_bytes_total` was logged for this session.
         var quotaLogged = false
         /// When the connection last took messages or had one acknowledged.
@@ -269,6 +302,10 @@ extension Session {
                     return .dropped(reason: reason, congested: pause(publisher))
                 }
             }
+            var delivery = delivery
+            // A QoS 1 or 2 message gets its packet id when it is queued, as Mosquitto gives it, so that ids
+            // follow the order messages arrived in even when one expires before it is sent.
+            if delivery.qos != .atMostOnce { delivery.packetID = allocatePacketID() }
             queue.append(delivery)
             queuedBytes += delivery.message.size
             limits.total?.add(delivery.message.size)
@@ -366,7 +403,8 @@ extension Session {
                 if next.qos == .atMostOnce {
                     out.append(.publish(next, packetID: nil, dup: false))
                 } else {
-                    let id = allocatePacketID()
+                    // The id given at queue time, unless a message still in flight holds it (after a wrap).
+                    let id = next.packetID.flatMap { inflight[$0] == nil ? $0 : nil } ?? allocatePacketID()
                     inflight[id] = Inflight(delivery: next, qos: next.qos, released: false)
                     inflightOrder.append(id)
                     out.append(.publish(next, packetID: id, dup: false))
@@ -380,6 +418,24 @@ extension Session {
                 guard let entry = inflight[id] else { continue }
                 out.append(entry.released ? .pubrel(id) : .publish(entry.delivery, packetID: id, dup: true))
             }
+        }
+
+        mutating func acknowledge(_ id: UInt16, _ ack: Acknowledgement) -> AcknowledgementResult {
+            guard let entry = inflight[id] else { return .unknown }
+            switch ack {
+            case .puback:
+                guard entry.qos == .atLeastOnce else { return .mismatch }
+            case .pubrec:
+                guard entry.qos == .exactlyOnce else { return .mismatch }
+                inflight[id]!.released = true
+                return .released
+            case .pubrecFailure:
+                guard entry.qos == .exactlyOnce, !entry.released else { return .mismatch }
+            case .pubcomp:
+                guard entry.qos == .exactlyOnce, entry.released else { return .mismatch }
+            }
+            _ = complete(id)
+            return .completed
         }
 
         mutating func complete(_ id: UInt16) -> Bool {

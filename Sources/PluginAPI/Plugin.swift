@@ -193,10 +193,15 @@ public struct PluginContext: Sendable {
     /// Set by `midge check-config`: check everything, but write nothing, bind nothing and start nothing
     /// (report what would be done through `ConfigCheckDescribing`).
     public var checkOnly: Bool
+    /// For the connection decorator a listener's TLS directives ask for (`tls`): those directives, typed.
+    /// Nil for every other plugin.
+    public var listenerTLS: ListenerTLSConfig?
 
-    public init(logger: Logger, configDirectory: String, checkOnly: Bool = false) {
+    public init(logger: Logger, configDirectory: String, checkOnly: Bool = false,
+                listenerTLS: ListenerTLSConfig? = nil) {
         self.logger = logger
         self.configDirectory = configDirectory
         self.checkOnly = checkOnly
+        self.listenerTLS = listenerTLS
     }
 }

@@ -61,10 +61,10 @@ struct TLSFixture {
     var certFile: String { directory.file("server.crt") }
     var keyFile: String { directory.file("server.key") }
 
-    /// Directives for a TLS listener on this fixture's server certificate, plus `extra`.
-    func directives(_ extra: [String: String] = [:]) -> [String: String] {
-        var result = ["certfile": certFile, "keyfile": keyFile]
-        for (key, value) in extra { result[key] = value }
+    /// The directives of a TLS listener on this fixture's server certificate, then `change`d.
+    func tls(_ change: (inout ListenerTLSConfig) -> Void = { _ in }) -> ListenerTLSConfig {
+        var result = ListenerTLSConfig(certfile: certFile, keyfile: keyFile)
+        change(&result)
         return result
     }
 }
@@ -89,8 +89,8 @@ final class EchoTLSServer: @unchecked Sendable {
     private let recorded = NIOLockedValueBox<[ConnectionFacts]>([])
     private let sslFirst = NIOLockedValueBox<[Bool]>([])
 
-    init(directives: [String: String], handshakeTimeout: TimeAmount? = nil) async throws {
-        transport = try TLSDecorator(directives: directives, name: "8883", origin: nil, logger: tlsTestLogger,
+    init(tls: ListenerTLSConfig, handshakeTimeout: TimeAmount? = nil) async throws {
+        transport = try TLSDecorator(tls: tls, name: "8883", origin: nil, logger: tlsTestLogger,
                                      handshakeTimeout: handshakeTimeout ?? TLSDecorator.defaultHandshakeTimeout)
         listener = try plainListener(noDelay: true)
         let recorded = self.recorded

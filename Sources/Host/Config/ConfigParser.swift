@@ -1,4 +1,5 @@
 import Foundation
+import PluginAPI
 
 /// Reads Mosquitto 2.0 configuration files (mosquitto.conf(5) syntax) into a `BrokerConfig`.
 ///
@@ -224,11 +225,26 @@ private let configMosquitto21Directives: Set<String> = [
     "global_max_clients", "global_max_connections", "disable_client_cert_date_checks", "quic_log_level",
 ]
 
-private let configTLSPathDirectives: Set<String> = ["certfile", "keyfile", "cafile", "capath", "crlfile", "dhparamfile"]
-private let configTLSStringDirectives: Set<String> = ["ciphers", "ciphers_tls1.3", "tls_version", "tls_engine",
-                                                "tls_engine_kpass_sha1"]
-private let configTLSBoolDirectives: Set<String> = ["require_certificate", "use_identity_as_username",
-                                              "use_subject_as_username"]
+private let configTLSPathDirectives: [String: any WritableKeyPath<ListenerTLSConfig, String?> & Sendable] = [
+    "certfile": \.certfile, "keyfile": \.keyfile, "cafile": \.cafile, "capath": \.capath, "crlfile": \.crlfile,
+    "dhparamfile": \.dhparamfile,
+]
+private let configTLSStringDirectives: [String: any WritableKeyPath<ListenerTLSConfig, String?> & Sendable] = [
+    "ciphers": \.ciphers, "ciphers_tls1.3": \.ciphersTLS13, "tls_version": \.tlsVersion, "tls_engine": \.tlsEngine,
+    "tls_engine_kpass_sha1": \.tlsEngineKpassSHA1,
+]
+private let configTLSBoolDirectives: [String: any WritableKeyPath<ListenerTLSConfig, Bool> & Sendable] = [
+    "require_certificate": \.requireCertificate, "use_identity_as_username": \.useIdentityAsUsername,
+    "use_subject_as_username": \.useSubjectAsUsername,
+]
+
+extension ListenerConfig {
+    /// `tls`, made when a first TLS directive sets one of its fields.
+    fileprivate var tlsDirectives: ListenerTLSConfig {
+        get { tls ?? ListenerTLSConfig() }
+        set { tls = newValue }
+    }
+}
 private let configSecurityDirectives: Set<String> = ["allow_anonymous", "allow_zero_length_clientid", "auto_id_prefix",
                                                "password_file", "acl_file", "plugin", "auth_plugin"]
 private let configAllLogTypes = ["error", "warning", "notice", "information", "debug", "subscribe", "unsubscribe",
@@ -575,22 +591,22 @@ private struct ConfigFileParser {
             let ref = listenerTarget(directive, location, state)
             withListener(ref) { $0.useUsernameAsClientID = flag }
 
-        case _ where configTLSPathDirectives.contains(directive):
+        case _ where configTLSPathDirectives[directive] != nil:
             let file = path(try restOfLine(directive, value, location), location)
             let ref = listenerTarget(directive, location, state)
             try setOnceCheck(ref.key, directive, location)
-            withListener(ref) { $0.tls[directive] = file }
+            withListener(ref) { $0.tlsDirectives[keyPath: configTLSPathDirectives[directive]!] = file }
 
-        case _ where configTLSStringDirectives.contains(directive):
+        case _ where configTLSStringDirectives[directive] != nil:
             let text = try restOfLine(directive, value, location)
             let ref = listenerTarget(directive, location, state)
             try setOnceCheck(ref.key, directive, location)
-            withListener(ref) { $0.tls[directive] = text }
+            withListener(ref) { $0.tlsDirectives[keyPath: configTLSStringDirectives[directive]!] = text }
 
-        case _ where configTLSBoolDirectives.contains(directive):
+        case _ where configTLSBoolDirectives[directive] != nil:
             let flag = try bool(directive, value, location)
             let ref = listenerTarget(directive, location, state)
-            withListener(ref) { $0.tls[directive] = flag ? "true" : "false" }
+            withListener(ref) { $0.tlsDirectives[keyPath: configTLSBoolDirectives[directive]!] = flag }
 
         case "tls_keyform":
             let form = try singleWord(directive, value, location)
@@ -598,7 +614,7 @@ private struct ConfigFileParser {
                 throw error(location, "invalid value '\(form)' for 'tls_keyform': expected pem or engine")
             }
             let ref = listenerTarget(directive, location, state)
-            withListener(ref) { $0.tls[directive] = form }
+            withListener(ref) { $0.tlsDirectives.tlsKeyform = form }
 
         case "psk_hint", "psk_file":
             throw error(location, "'\(directive)' is not supported yet: Midge has no TLS-PSK support")

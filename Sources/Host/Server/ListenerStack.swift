@@ -5,6 +5,7 @@ import PluginAPI
 /// directives ask for, in the order they run on an accepted connection: `tls` (for `certfile` / `keyfile`),
 /// then `websockets` (for `protocol websockets`). Mosquitto's listener directives choose them; the registry
 /// says what each name is, so a package that composes its own broker may register its own `tcp` or `tls`.
+/// The `tls` decorator gets the listener's TLS directives typed, as `PluginContext.listenerTLS`.
 struct ListenerStack {
     /// The registry names the host asks for.
     static let listenerName = "tcp"
@@ -39,7 +40,8 @@ struct ListenerStack {
     static func make(_ listener: ListenerConfig, config: BrokerConfig, registry: PluginRegistry,
                      context: (String) -> PluginContext) throws -> ListenerStack {
         let origin = PluginOptions.Origin(file: listener.file, line: listener.line)
-        func make(_ name: String, _ kind: PluginKind, because reason: String, _ options: [(String, String)]) throws -> any Plugin {
+        func make(_ name: String, _ kind: PluginKind, because reason: String, _ options: [(String, String)],
+                  tls: ListenerTLSConfig? = nil) throws -> any Plugin {
             guard let descriptor = registry.descriptor(named: name) else {
                 throw ConfigError(file: listener.file, line: listener.line,
                                   message: "listener \(listener.port): \(reason) needs the '\(name)' plugin, which this broker does not have (its plugins: \(registry.names.joined(separator: ", ")))")
@@ -49,8 +51,10 @@ struct ListenerStack {
                                   message: "listener \(listener.port): the '\(name)' plugin is a \(descriptor.kind), not a \(kind)")
             }
             var pluginOptions = PluginOptions(pluginName: name, entries: options.map { ($0.0, $0.1, origin) })
+            var pluginContext = context(name)
+            pluginContext.listenerTLS = tls
             do {
-                return try descriptor.make(&pluginOptions, context(name))
+                return try descriptor.make(&pluginOptions, pluginContext)
             } catch var error as PluginError where error.origin == nil {
                 error.origin = origin
                 throw error
@@ -68,8 +72,10 @@ struct ListenerStack {
             throw ConfigError(file: listener.file, line: listener.line,
                               message: "listener \(listener.port): the '\(listenerName)' plugin is not a TransportPlugin")
         }
-        func decorator(_ name: String, because reason: String, _ options: [(String, String)]) throws -> any ConnectionDecoratorPlugin {
-            guard let decorator = try make(name, .connectionDecorator, because: reason, options) as? any ConnectionDecoratorPlugin else {
+        func decorator(_ name: String, because reason: String, _ options: [(String, String)],
+                       tls: ListenerTLSConfig? = nil) throws -> any ConnectionDecoratorPlugin {
+            guard let decorator = try make(name, .connectionDecorator, because: reason, options, tls: tls)
+                    as? any ConnectionDecoratorPlugin else {
                 throw ConfigError(file: listener.file, line: listener.line,
                                   message: "listener \(listener.port): the '\(name)' plugin is not a ConnectionDecoratorPlugin")
             }
@@ -77,10 +83,9 @@ struct ListenerStack {
         }
         var names = [listenerName]
         var security: (any ConnectionDecoratorPlugin)?
-        if !listener.tls.isEmpty {
-            var options = [("name", name)] + listener.tls.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-            if config.generateCertificates { options.append(("generate_certificates", "true")) }
-            security = try decorator(tlsName, because: "certfile / keyfile", options)
+        if var tls = listener.tls {
+            tls.generateCertificates = config.generateCertificates
+            security = try decorator(tlsName, because: "certfile / keyfile", [("name", name)], tls: tls)
             names.append(tlsName)
         }
         var framing: [any ConnectionDecoratorPlugin] = []

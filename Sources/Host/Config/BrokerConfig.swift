@@ -323,8 +323,15 @@ public struct BrokerConfig: Sendable, Equatable {
 
     /// The global security settings as one value.
     public var globalSecurity: SecurityConfig {
-        SecurityConfig(allowAnonymous: allowAnonymous, allowZeroLengthClientID: allowZeroLengthClientID,
-                       autoIDPrefix: autoIDPrefix, passwordFile: passwordFile, aclFile: aclFile, plugins: plugins)
+        get {
+            SecurityConfig(allowAnonymous: allowAnonymous, allowZeroLengthClientID: allowZeroLengthClientID,
+                           autoIDPrefix: autoIDPrefix, passwordFile: passwordFile, aclFile: aclFile, plugins: plugins)
+        }
+        set {
+            (allowAnonymous, allowZeroLengthClientID, autoIDPrefix) = (newValue.allowAnonymous,
+                newValue.allowZeroLengthClientID, newValue.autoIDPrefix)
+            (passwordFile, aclFile, plugins) = (newValue.passwordFile, newValue.aclFile, newValue.plugins)
+        }
     }
 
     /// The security settings that govern `listener`: its own under

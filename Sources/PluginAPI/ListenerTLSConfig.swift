@@ -1,5 +1,5 @@
 /// A listener's TLS directives, as the config parser read them (Mosquitto's names in the comments): what the
-/// host gives the `tls` connection decorator it makes for that listener (`PluginContext.listenerTLS`).
+/// host gives the `tls` connection decorator it makes for that listener (`PluginContext.listener`'s `tls`).
 ///
 /// The parser has checked the syntax (one word, a boolean, `pem` or `engine`) and made every path absolute;
 /// the plugin decides what it can honour (which `tls_version`s, cipher strings, engines) and reads the files.

@@ -206,7 +206,7 @@ struct TLSTransportTests {
         let fixture = try TLSFixture()
         defer { fixture.directory.remove() }
         let transport = try TLSDecorator(tls: fixture.tls(), name: "8883", origin: nil, logger: tlsTestLogger)
-        let listener = try plainListener()
+        let listener = plainListener()
         let port = try await listener.listen(on: MultiThreadedEventLoopGroup.singleton, initializer: transport.decorate { channel, _ in
             channel.close()
         })
@@ -244,16 +244,17 @@ struct TLSTransportTests {
     @Test func theRegistryCreatesTheTransportFromTheListenersTLSDirectives() throws {
         let fixture = try TLSFixture()
         defer { fixture.directory.remove() }
-        let context = PluginContext(logger: tlsTestLogger, configDirectory: ".", listenerTLS: fixture.tls())
-        var options = PluginOptions(pluginName: "tls", entries: [("name", "8883", nil)])
+        let listener = ListenerSettings(name: "8883", port: 8883, tls: fixture.tls())
+        let context = PluginContext(logger: tlsTestLogger, configDirectory: ".", listener: listener)
+        var options = PluginOptions(pluginName: "tls")
         let plugin = try TLSDecorator.descriptor.make(&options, context)
         #expect(plugin is TLSDecorator)
         #expect(TLSDecorator.descriptor.name == "tls")
         #expect(TLSDecorator.descriptor.kind == .connectionDecorator)
         // The directives come typed; as strings they are unknown options, and without them there is nothing to do.
-        var strings = PluginOptions(pluginName: "tls", entries: [("name", "8883", nil), ("certfile", fixture.certFile, nil)])
+        var strings = PluginOptions(pluginName: "tls", entries: [("certfile", fixture.certFile, nil)])
         #expect(throws: PluginError.self) { try TLSDecorator.descriptor.make(&strings, context) }
-        var bare = PluginOptions(pluginName: "tls", entries: [("name", "8883", nil)])
+        var bare = PluginOptions(pluginName: "tls")
         #expect(throws: PluginError.self) {
             try TLSDecorator.descriptor.make(&bare, PluginContext(logger: tlsTestLogger, configDirectory: "."))
         }

@@ -93,7 +93,7 @@ public struct PreparedReload: Sendable {
 
 /// A listener (registry kind `.listener`): binds a port and hands each accepted connection's channel to the
 /// host, which puts MQTT on it. The host makes one per `listener` line from the registry's `tcp` entry, with
-/// the options `port`, `bind_address` (absent: every interface), `set_tcp_nodelay` and `name`.
+/// no options: what it binds is in `PluginContext.listener` (port, address, `set_tcp_nodelay`, name).
 public protocol TransportPlugin: Plugin {
     /// Binds and starts accepting. `initializer` must be run on every accepted child channel; the decorators
     /// of the listener (TLS, WebSocket) are already part of it. Returns the bound local port.
@@ -193,10 +193,15 @@ public struct PluginContext: Sendable {
     /// Set by `midge check-config`: check everything, but write nothing, bind nothing and start nothing
     /// (report what would be done through `ConfigCheckDescribing`).
     public var checkOnly: Bool
+    /// For the plugins of a `listener` line (a listener and its connection decorators): that listener's
+    /// settings, typed. Nil for every other plugin.
+    public var listener: ListenerSettings?
 
-    public init(logger: Logger, configDirectory: String, checkOnly: Bool = false) {
+    public init(logger: Logger, configDirectory: String, checkOnly: Bool = false,
+                listener: ListenerSettings? = nil) {
         self.logger = logger
         self.configDirectory = configDirectory
         self.checkOnly = checkOnly
+        self.listener = listener
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Host
+import PluginAPI
 
 /// A scratch directory under the system temp directory, removed by `remove()`.
 private struct ConfigScratchDirectory {
@@ -122,18 +123,14 @@ struct ConfigTests {
         #expect(plain.maxConnections == 100)
         #expect(plain.mountPoint == "tenant-a/")
         #expect(plain.protocolName == "mqtt")
-        #expect(plain.tls.isEmpty)
+        #expect(plain.tls == nil)
         #expect(ws.protocolName == "websockets")
         #expect(ws.socketDomain == "ipv4")
         #expect(ws.maxQoS == 1)
         #expect(ws.maxConnections == -1)
         #expect(ws.mountPoint == nil)
-        #expect(tls.tls == [
-            "certfile": "/etc/midge/server.pem",
-            "keyfile": "/etc/ssl/server.key",
-            "require_certificate": "true",
-            "tls_version": "tlsv1.2",
-        ])
+        #expect(tls.tls == ListenerTLSConfig(certfile: "/etc/midge/server.pem", keyfile: "/etc/ssl/server.key",
+                                             tlsVersion: "tlsv1.2", requireCertificate: true))
         #expect(config.maxQoS == 2)
         // Without per_listener_settings, security is global.
         #expect(config.listeners.allSatisfy { $0.security == nil })
@@ -308,8 +305,8 @@ struct ConfigTests {
         #expect(plugin.baseDirectory == etc)
         let options = plugin.resolvedOptions(paths: ["password_file", "cache_path", "database"])
         #expect(options.map(\.value) == [etc + "/users.txt", etc + "/cache", etc + "/db.sqlite", "hello world"])
-        #expect(config.listeners[0].tls["cafile"] == dir.path + "/ca/ca.pem")
-        #expect(config.listeners[0].tls["capath"] == dir.path + "/conf.d/certs")
+        #expect(config.listeners[0].tls?.cafile == dir.path + "/ca/ca.pem")
+        #expect(config.listeners[0].tls?.capath == dir.path + "/conf.d/certs")
     }
 
     @Test("booleans must be true or false (or mosquitto's 1/0)")

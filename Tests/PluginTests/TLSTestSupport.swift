@@ -61,10 +61,10 @@ struct TLSFixture {
     var certFile: String { directory.file("server.crt") }
     var keyFile: String { directory.file("server.key") }
 
-    /// Directives for a TLS listener on this fixture's server certificate, plus `extra`.
-    func directives(_ extra: [String: String] = [:]) -> [String: String] {
-        var result = ["certfile": certFile, "keyfile": keyFile]
-        for (key, value) in extra { result[key] = value }
+    /// The directives of a TLS listener on this fixture's server certificate, then `change`d.
+    func tls(_ change: (inout ListenerTLSConfig) -> Void = { _ in }) -> ListenerTLSConfig {
+        var result = ListenerTLSConfig(certfile: certFile, keyfile: keyFile)
+        change(&result)
         return result
     }
 }
@@ -72,12 +72,8 @@ struct TLSFixture {
 let tlsTestLogger = Logger(label: "midge.tls.tests")
 
 /// A `tcp` listener on 127.0.0.1, any free port, named 8883: what the host puts the `tls` decorator on.
-func plainListener(noDelay: Bool = false) throws -> TCPTransport {
-    var options = PluginOptions(pluginName: "tcp", entries: [
-        ("port", "0", nil), ("bind_address", "127.0.0.1", nil), ("set_tcp_nodelay", noDelay ? "true" : "false", nil),
-        ("name", "8883", nil),
-    ])
-    return try TCPTransport(options: &options)
+func plainListener(noDelay: Bool = false) -> TCPTransport {
+    TCPTransport(listener: ListenerSettings(name: "8883", port: 0, bindAddress: "127.0.0.1", setTCPNoDelay: noDelay))
 }
 
 /// A running `tcp` listener on 127.0.0.1 with the `tls` decorator, whose connections echo what they read,
@@ -89,10 +85,10 @@ final class EchoTLSServer: @unchecked Sendable {
     private let recorded = NIOLockedValueBox<[ConnectionFacts]>([])
     private let sslFirst = NIOLockedValueBox<[Bool]>([])
 
-    init(directives: [String: String], handshakeTimeout: TimeAmount? = nil) async throws {
-        transport = try TLSDecorator(directives: directives, name: "8883", origin: nil, logger: tlsTestLogger,
+    init(tls: ListenerTLSConfig, handshakeTimeout: TimeAmount? = nil) async throws {
+        transport = try TLSDecorator(tls: tls, name: "8883", origin: nil, logger: tlsTestLogger,
                                      handshakeTimeout: handshakeTimeout ?? TLSDecorator.defaultHandshakeTimeout)
-        listener = try plainListener(noDelay: true)
+        listener = plainListener(noDelay: true)
         let recorded = self.recorded
         let sslFirst = self.sslFirst
         port = try await listener.listen(on: MultiThreadedEventLoopGroup.singleton, initializer: transport.decorate { channel, facts in

@@ -12,7 +12,7 @@ struct TLSTransportTests {
     @Test func handshakeWithTheRightCAReachesTheInitializer() async throws {
         let fixture = try TLSFixture()
         defer { fixture.directory.remove() }
-        let server = try await EchoTLSServer(directives: fixture.directives())
+        let server = try await EchoTLSServer(tls: fixture.tls())
 
         let outcome = await tlsRoundTrip(port: server.port, trust: fixture.authority.certificatePEM)
         #expect(outcome == .echoed("ping"))
@@ -27,7 +27,7 @@ struct TLSTransportTests {
     @Test func aClientTrustingAnotherCAFails() async throws {
         let fixture = try TLSFixture()
         defer { fixture.directory.remove() }
-        let server = try await EchoTLSServer(directives: fixture.directives())
+        let server = try await EchoTLSServer(tls: fixture.tls())
         let outcome = await tlsRoundTrip(port: server.port, trust: fixture.stranger.certificatePEM)
         #expect(!outcome.succeeded)
         #expect(server.facts.isEmpty)
@@ -39,10 +39,7 @@ struct TLSTransportTests {
         defer { fixture.directory.remove() }
         // Only a DNS name: NIOSSL also accepts an IP address SAN that matches the connected address.
         let named = try fixture.authority.issueServerCertificate(names: ["localhost"])
-        let server = try await EchoTLSServer(directives: fixture.directives([
-            "certfile": fixture.directory.write("named.crt", named.certificatePEM),
-            "keyfile": fixture.directory.write("named.key", named.privateKeyPEM),
-        ]))
+        let server = try await EchoTLSServer(tls: fixture.tls { $0.certfile = fixture.directory.write("named.crt", named.certificatePEM); $0.keyfile = fixture.directory.write("named.key", named.privateKeyPEM) })
         #expect(await tlsRoundTrip(port: server.port, trust: fixture.authority.certificatePEM,
                                    serverName: "elsewhere.example").succeeded == false)
         #expect(await tlsRoundTrip(port: server.port, trust: fixture.authority.certificatePEM,
@@ -53,9 +50,7 @@ struct TLSTransportTests {
     @Test func requireCertificateAcceptsAClientOfTheCAAndGivesItsNames() async throws {
         let fixture = try TLSFixture()
         defer { fixture.directory.remove() }
-        let server = try await EchoTLSServer(directives: fixture.directives([
-            "cafile": fixture.caFile, "require_certificate": "true", "use_identity_as_username": "true",
-        ]))
+        let server = try await EchoTLSServer(tls: fixture.tls { $0.cafile = fixture.caFile; $0.requireCertificate = true; $0.useIdentityAsUsername = true })
         let outcome = await tlsRoundTrip(port: server.port, trust: fixture.authority.certificatePEM,
                                          identity: fixture.alice)
         #expect(outcome == .echoed("ping"))
@@ -70,9 +65,7 @@ struct TLSTransportTests {
     @Test func useSubjectAsUsernameGivesTheRFC2253Subject() async throws {
         let fixture = try TLSFixture()
         defer { fixture.directory.remove() }
-        let server = try await EchoTLSServer(directives: fixture.directives([
-            "cafile": fixture.caFile, "require_certificate": "true", "use_subject_as_username": "true",
-        ]))
+        let server = try await EchoTLSServer(tls: fixture.tls { $0.cafile = fixture.caFile; $0.requireCertificate = true; $0.useSubjectAsUsername = true })
         #expect(await tlsRoundTrip(port: server.port, trust: fixture.authority.certificatePEM,
                                    identity: fixture.alice) == .echoed("ping"))
         let facts = try #require(server.facts.first)
@@ -84,9 +77,7 @@ struct TLSTransportTests {
     @Test func requireCertificateRefusesClientsWithoutOneOrFromAnotherCA() async throws {
         let fixture = try TLSFixture()
         defer { fixture.directory.remove() }
-        let server = try await EchoTLSServer(directives: fixture.directives([
-            "cafile": fixture.caFile, "require_certificate": "true",
-        ]))
+        let server = try await EchoTLSServer(tls: fixture.tls { $0.cafile = fixture.caFile; $0.requireCertificate = true })
         #expect(await tlsRoundTrip(port: server.port, trust: fixture.authority.certificatePEM).succeeded == false)
         #expect(await tlsRoundTrip(port: server.port, trust: fixture.authority.certificatePEM,
                                    identity: fixture.mallory).succeeded == false)
@@ -107,9 +98,7 @@ struct TLSTransportTests {
         try fixture.authority.certificatePEM.write(
             toFile: capath + "/" + hash.output.trimmingCharacters(in: .whitespacesAndNewlines) + ".0",
             atomically: true, encoding: .utf8)
-        let server = try await EchoTLSServer(directives: fixture.directives([
-            "capath": capath, "require_certificate": "true",
-        ]))
+        let server = try await EchoTLSServer(tls: fixture.tls { $0.capath = capath; $0.requireCertificate = true })
         #expect(await tlsRoundTrip(port: server.port, trust: fixture.authority.certificatePEM,
                                    identity: fixture.alice) == .echoed("ping"))
         #expect(await tlsRoundTrip(port: server.port, trust: fixture.authority.certificatePEM,
@@ -121,9 +110,7 @@ struct TLSTransportTests {
         let fixture = try TLSFixture()
         defer { fixture.directory.remove() }
         let crl = fixture.directory.write("ca.crl", try fixture.authority.revocationList(revoking: [fixture.bob.certificatePEM]))
-        let server = try await EchoTLSServer(directives: fixture.directives([
-            "cafile": fixture.caFile, "require_certificate": "true", "crlfile": crl,
-        ]))
+        let server = try await EchoTLSServer(tls: fixture.tls { $0.cafile = fixture.caFile; $0.requireCertificate = true; $0.crlfile = crl })
         #expect(await tlsRoundTrip(port: server.port, trust: fixture.authority.certificatePEM,
                                    identity: fixture.bob).succeeded == false)
         #expect(await tlsRoundTrip(port: server.port, trust: fixture.authority.certificatePEM,
@@ -155,9 +142,7 @@ struct TLSTransportTests {
         let crl = runCommand(["openssl", "ca", "-config", dir.file("openssl.cnf"), "-cert", fixture.caFile,
                               "-keyfile", dir.file("ca.key"), "-gencrl", "-out", dir.file("openssl.crl")])
         try #require(crl.status == 0, "\(crl.output)")
-        let server = try await EchoTLSServer(directives: fixture.directives([
-            "cafile": fixture.caFile, "require_certificate": "true", "crlfile": dir.file("openssl.crl"),
-        ]))
+        let server = try await EchoTLSServer(tls: fixture.tls { $0.cafile = fixture.caFile; $0.requireCertificate = true; $0.crlfile = dir.file("openssl.crl") })
         #expect(await tlsRoundTrip(port: server.port, trust: fixture.authority.certificatePEM,
                                    identity: fixture.bob).succeeded == false)
         #expect(await tlsRoundTrip(port: server.port, trust: fixture.authority.certificatePEM,
@@ -168,7 +153,7 @@ struct TLSTransportTests {
     @Test func tlsVersion13RefusesATLS12Client() async throws {
         let fixture = try TLSFixture()
         defer { fixture.directory.remove() }
-        let server = try await EchoTLSServer(directives: fixture.directives(["tls_version": "tlsv1.3"]))
+        let server = try await EchoTLSServer(tls: fixture.tls { $0.tlsVersion = "tlsv1.3" })
         #expect(await tlsRoundTrip(port: server.port, trust: fixture.authority.certificatePEM,
                                    maximumVersion: .tlsv12).succeeded == false)
         #expect(await tlsRoundTrip(port: server.port, trust: fixture.authority.certificatePEM) == .echoed("ping"))
@@ -179,11 +164,11 @@ struct TLSTransportTests {
         let fixture = try TLSFixture()
         defer { fixture.directory.remove() }
         // An ECDSA certificate cannot be used with RSA-authenticated suites: nothing is left for TLS 1.2.
-        let rsaOnly = try await EchoTLSServer(directives: fixture.directives(["ciphers": "ECDHE-RSA-AES128-GCM-SHA256"]))
+        let rsaOnly = try await EchoTLSServer(tls: fixture.tls { $0.ciphers = "ECDHE-RSA-AES128-GCM-SHA256" })
         #expect(await tlsRoundTrip(port: rsaOnly.port, trust: fixture.authority.certificatePEM,
                                    maximumVersion: .tlsv12).succeeded == false)
         await rsaOnly.stop()
-        let ecdsa = try await EchoTLSServer(directives: fixture.directives(["ciphers": "ECDHE-ECDSA-AES256-GCM-SHA384"]))
+        let ecdsa = try await EchoTLSServer(tls: fixture.tls { $0.ciphers = "ECDHE-ECDSA-AES256-GCM-SHA384" })
         #expect(await tlsRoundTrip(port: ecdsa.port, trust: fixture.authority.certificatePEM,
                                    maximumVersion: .tlsv12) == .echoed("ping"))
         await ecdsa.stop()
@@ -192,7 +177,7 @@ struct TLSTransportTests {
     @Test func aPlainClientIsRefusedAndTheListenerKeepsServing() async throws {
         let fixture = try TLSFixture()
         defer { fixture.directory.remove() }
-        let server = try await EchoTLSServer(directives: fixture.directives())
+        let server = try await EchoTLSServer(tls: fixture.tls())
         // An MQTT 3.1.1 CONNECT in clear text.
         let connect: [UInt8] = [0x10, 0x10, 0x00, 0x04, 0x4D, 0x51, 0x54, 0x54, 0x04, 0x02, 0x00, 0x3C,
                                 0x00, 0x04, 0x70, 0x6C, 0x61, 0x69]
@@ -207,7 +192,7 @@ struct TLSTransportTests {
     @Test func aClientThatNeverHandshakesIsDisconnected() async throws {
         let fixture = try TLSFixture()
         defer { fixture.directory.remove() }
-        let server = try await EchoTLSServer(directives: fixture.directives(), handshakeTimeout: .milliseconds(200))
+        let server = try await EchoTLSServer(tls: fixture.tls(), handshakeTimeout: .milliseconds(200))
         let started = Date()
         let reply = try plainExchange(port: server.port, bytes: [])
         #expect(reply.isEmpty)
@@ -220,8 +205,8 @@ struct TLSTransportTests {
         // The host's max_connections path: its initializer closes the channel instead of adding MQTT.
         let fixture = try TLSFixture()
         defer { fixture.directory.remove() }
-        let transport = try TLSDecorator(directives: fixture.directives(), name: "8883", origin: nil, logger: tlsTestLogger)
-        let listener = try plainListener()
+        let transport = try TLSDecorator(tls: fixture.tls(), name: "8883", origin: nil, logger: tlsTestLogger)
+        let listener = plainListener()
         let port = try await listener.listen(on: MultiThreadedEventLoopGroup.singleton, initializer: transport.decorate { channel, _ in
             channel.close()
         })
@@ -237,7 +222,7 @@ struct TLSTransportTests {
     @Test func reloadSwapsCertificatesAndKeepsTheOldOnFailure() async throws {
         let fixture = try TLSFixture()
         defer { fixture.directory.remove() }
-        let server = try await EchoTLSServer(directives: fixture.directives())
+        let server = try await EchoTLSServer(tls: fixture.tls())
         #expect(await tlsRoundTrip(port: server.port, trust: fixture.authority.certificatePEM) == .echoed("ping"))
 
         // A broken key: reload fails, naming keyfile, and the old certificate keeps serving.
@@ -256,24 +241,31 @@ struct TLSTransportTests {
         await server.stop()
     }
 
-    @Test func theRegistryCreatesTheTransportFromOptions() throws {
+    @Test func theRegistryCreatesTheTransportFromTheListenersTLSDirectives() throws {
         let fixture = try TLSFixture()
         defer { fixture.directory.remove() }
-        var options = PluginOptions(pluginName: "tls", entries: [
-            ("name", "8883", nil), ("certfile", fixture.certFile, nil), ("keyfile", fixture.keyFile, nil),
-        ])
-        let plugin = try TLSDecorator.descriptor.make(&options, PluginContext(logger: tlsTestLogger, configDirectory: "."))
+        let listener = ListenerSettings(name: "8883", port: 8883, tls: fixture.tls())
+        let context = PluginContext(logger: tlsTestLogger, configDirectory: ".", listener: listener)
+        var options = PluginOptions(pluginName: "tls")
+        let plugin = try TLSDecorator.descriptor.make(&options, context)
         #expect(plugin is TLSDecorator)
         #expect(TLSDecorator.descriptor.name == "tls")
         #expect(TLSDecorator.descriptor.kind == .connectionDecorator)
+        // The directives come typed; as strings they are unknown options, and without them there is nothing to do.
+        var strings = PluginOptions(pluginName: "tls", entries: [("certfile", fixture.certFile, nil)])
+        #expect(throws: PluginError.self) { try TLSDecorator.descriptor.make(&strings, context) }
+        var bare = PluginOptions(pluginName: "tls")
+        #expect(throws: PluginError.self) {
+            try TLSDecorator.descriptor.make(&bare, PluginContext(logger: tlsTestLogger, configDirectory: "."))
+        }
     }
 }
 
 /// Start-up errors name the directive, the file and what is wrong.
 @Suite struct TLSStartupErrorTests {
-    private func error(_ directives: [String: String]) -> String? {
+    private func error(_ tls: ListenerTLSConfig) -> String? {
         do {
-            _ = try TLSDecorator(directives: directives, name: "8883",
+            _ = try TLSDecorator(tls: tls, name: "8883",
                                  origin: PluginOptions.Origin(file: "/etc/midge/midge.conf", line: 7),
                                  logger: tlsTestLogger)
             return nil
@@ -286,18 +278,16 @@ struct TLSTransportTests {
         let fixture = try TLSFixture()
         defer { fixture.directory.remove() }
         let missing = fixture.directory.file("nope.crt")
-        let message = try #require(error(fixture.directives(["certfile": missing])))
+        let message = try #require(error(fixture.tls { $0.certfile = missing }))
         #expect(message.contains("/etc/midge/midge.conf:7:"))
         #expect(message.contains("certfile \(missing): no such file or directory"))
-        #expect(try #require(error(fixture.directives(["keyfile": fixture.directory.file("nope.key")])))
+        #expect(try #require(error(fixture.tls { $0.keyfile = fixture.directory.file("nope.key") }))
             .contains("keyfile \(fixture.directory.file("nope.key")): no such file"))
-        #expect(try #require(error(["keyfile": fixture.keyFile])).contains("certfile is required"))
-        #expect(try #require(error(["certfile": fixture.certFile])).contains("keyfile is required"))
-        #expect(try #require(error(fixture.directives(["cafile": fixture.directory.file("nope-ca.crt"),
-                                                        "require_certificate": "true"])))
+        #expect(try #require(error(ListenerTLSConfig(keyfile: fixture.keyFile))).contains("certfile is required"))
+        #expect(try #require(error(ListenerTLSConfig(certfile: fixture.certFile))).contains("keyfile is required"))
+        #expect(try #require(error(fixture.tls { $0.cafile = fixture.directory.file("nope-ca.crt"); $0.requireCertificate = true }))
             .contains("cafile"))
-        #expect(try #require(error(fixture.directives(["capath": fixture.directory.file("nope"),
-                                                        "require_certificate": "true"])))
+        #expect(try #require(error(fixture.tls { $0.capath = fixture.directory.file("nope"); $0.requireCertificate = true }))
             .contains("capath"))
     }
 
@@ -305,12 +295,11 @@ struct TLSTransportTests {
         let fixture = try TLSFixture()
         defer { fixture.directory.remove() }
         let garbage = fixture.directory.write("garbage.pem", "hello\n")
-        #expect(try #require(error(fixture.directives(["certfile": garbage]))).contains("certfile \(garbage): holds no PEM certificate"))
-        #expect(try #require(error(fixture.directives(["keyfile": garbage]))).contains("keyfile \(garbage): holds no PEM private key"))
-        #expect(try #require(error(fixture.directives(["certfile": fixture.directory.path])))
+        #expect(try #require(error(fixture.tls { $0.certfile = garbage })).contains("certfile \(garbage): holds no PEM certificate"))
+        #expect(try #require(error(fixture.tls { $0.keyfile = garbage })).contains("keyfile \(garbage): holds no PEM private key"))
+        #expect(try #require(error(fixture.tls { $0.certfile = fixture.directory.path }))
             .contains("is a directory"))
-        let crl = try #require(error(fixture.directives(["cafile": fixture.caFile, "require_certificate": "true",
-                                                          "crlfile": garbage])))
+        let crl = try #require(error(fixture.tls { $0.cafile = fixture.caFile; $0.requireCertificate = true; $0.crlfile = garbage }))
         #expect(crl.contains("crlfile \(garbage): holds no certificate revocation list"))
     }
 
@@ -321,45 +310,42 @@ struct TLSTransportTests {
         let result = runCommand(["openssl", "pkey", "-in", fixture.keyFile, "-aes256", "-passout", "pass:secret",
                                  "-out", encrypted])
         try #require(result.status == 0, "\(result.output)")
-        #expect(try #require(error(fixture.directives(["keyfile": encrypted]))).contains("is encrypted"))
+        #expect(try #require(error(fixture.tls { $0.keyfile = encrypted })).contains("is encrypted"))
     }
 
     @Test func aKeyThatIsNotTheCertificatesIsNamed() throws {
         let fixture = try TLSFixture()
         defer { fixture.directory.remove() }
         let otherKey = fixture.directory.write("other.key", fixture.alice.privateKeyPEM)
-        let message = try #require(error(fixture.directives(["keyfile": otherKey])))
+        let message = try #require(error(fixture.tls { $0.keyfile = otherKey }))
         #expect(message.contains("keyfile \(otherKey): does not match the certificate in certfile \(fixture.certFile)"))
     }
 
     @Test func ciphersBoringSSLRefuses() throws {
         let fixture = try TLSFixture()
         defer { fixture.directory.remove() }
-        #expect(try #require(error(fixture.directives(["ciphers": "NO-SUCH-CIPHER"]))).contains("ciphers 'NO-SUCH-CIPHER'"))
-        #expect(try #require(error(fixture.directives(["ciphers": "!!!"]))).contains("ciphers"))
+        #expect(try #require(error(fixture.tls { $0.ciphers = "NO-SUCH-CIPHER" })).contains("ciphers 'NO-SUCH-CIPHER'"))
+        #expect(try #require(error(fixture.tls { $0.ciphers = "!!!" })).contains("ciphers"))
         // Known but unusual names are fine; unknown ones next to known ones only warn.
-        #expect(error(fixture.directives(["ciphers": "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"])) == nil)
-        #expect(error(fixture.directives(["ciphers": "HIGH:!aNULL:!MD5"])) == nil)
-        #expect(try #require(error(fixture.directives(["ciphers_tls1.3": "TLS_AES_128_CCM_SHA256"])))
+        #expect(error(fixture.tls { $0.ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256" }) == nil)
+        #expect(error(fixture.tls { $0.ciphers = "HIGH:!aNULL:!MD5" }) == nil)
+        #expect(try #require(error(fixture.tls { $0.ciphersTLS13 = "TLS_AES_128_CCM_SHA256" }))
             .contains("ciphers_tls1.3"))
-        #expect(try #require(error(fixture.directives(["ciphers_tls1.3": "TLS_AES_256_GCM_SHA384"])))
+        #expect(try #require(error(fixture.tls { $0.ciphersTLS13 = "TLS_AES_256_GCM_SHA384" }))
             .contains("cannot leave any out"))
-        #expect(error(fixture.directives([
-            "ciphers_tls1.3": "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256",
-        ])) == nil)
+        #expect(error(fixture.tls { $0.ciphersTLS13 = "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256" }) == nil)
     }
 
     @Test func otherDirectives() throws {
         let fixture = try TLSFixture()
         defer { fixture.directory.remove() }
-        #expect(try #require(error(fixture.directives(["tls_version": "tlsv1.0"]))).contains("tls_version 'tlsv1.0'"))
-        #expect(try #require(error(fixture.directives(["require_certificate": "true"])))
+        #expect(try #require(error(fixture.tls { $0.tlsVersion = "tlsv1.0" })).contains("tls_version 'tlsv1.0'"))
+        #expect(try #require(error(fixture.tls { $0.requireCertificate = true }))
             .contains("require_certificate true needs cafile or capath"))
-        #expect(try #require(error(fixture.directives(["tls_engine": "pkcs11"]))).contains("tls_engine"))
-        #expect(try #require(error(fixture.directives(["psk_hint": "x"]))).contains("unknown option 'psk_hint'"))
-        #expect(error(fixture.directives(["dhparamfile": "/nonexistent"])) == nil)  // ignored, with a warning
+        #expect(try #require(error(fixture.tls { $0.tlsEngine = "pkcs11" })).contains("tls_engine"))
+        #expect(error(fixture.tls { $0.dhparamfile = "/nonexistent" }) == nil)  // ignored, with a warning
         for version in ["tlsv1.1", "tlsv1.2", "tlsv1.3"] {
-            #expect(error(fixture.directives(["tls_version": version])) == nil)
+            #expect(error(fixture.tls { $0.tlsVersion = version }) == nil)
         }
     }
 
@@ -367,8 +353,7 @@ struct TLSTransportTests {
         let fixture = try TLSFixture()
         defer { fixture.directory.remove() }
         let foreign = fixture.directory.write("foreign.crl", try fixture.stranger.revocationList(revoking: []))
-        let message = try #require(error(fixture.directives(["cafile": fixture.caFile, "require_certificate": "true",
-                                                              "crlfile": foreign])))
+        let message = try #require(error(fixture.tls { $0.cafile = fixture.caFile; $0.requireCertificate = true; $0.crlfile = foreign }))
         #expect(message.contains("CN=Stranger CA,O=Midge"))
         #expect(message.contains("no matching CA"))
     }

@@ -56,10 +56,7 @@ final class EchoWebSocketServer: Sendable {
     private let recorded = NIOLockedValueBox<[String]>([])
 
     init(handshakeTimeout: TimeAmount = WebSocketMQTT.defaultHandshakeTimeout) async throws {
-        var options = PluginOptions(pluginName: "tcp", entries: [
-            ("port", "0", nil), ("bind_address", "127.0.0.1", nil), ("name", "9001", nil),
-        ])
-        transport = try TCPTransport(options: &options)
+        transport = TCPTransport(listener: ListenerSettings(name: "9001", port: 0, bindAddress: "127.0.0.1"))
         let recorded = self.recorded
         let echo: ConnectionInitializer = { channel, facts in
             recorded.withLockedValue { $0.append(facts.listener) }

@@ -1,4 +1,5 @@
 import Foundation
+import PluginAPI
 
 // The values a mosquitto.conf file turns into. `ConfigParser` (ConfigParser.swift)
 // fills them in; the defaults here are Mosquitto 2.0's.
@@ -141,13 +142,11 @@ public struct ListenerConfig: Sendable, Equatable {
     public var maxTopicAliasBroker = 0
     /// `use_username_as_clientid`.
     public var useUsernameAsClientID: Bool
-    /// Raw TLS directives for this listener, keyed by their mosquitto name
-    /// (certfile, keyfile, cafile, capath, crlfile, dhparamfile, require_certificate,
-    /// use_identity_as_username, use_subject_as_username, tls_version, ciphers,
-    /// ciphers_tls1.3, tls_engine, tls_engine_kpass_sha1, tls_keyform).
-    /// File paths are absolute; booleans are "true"/"false".
-    /// A listener with a non-empty `tls` must not be served as plain TCP.
-    public var tls: [String: String]
+    /// The listener's TLS directives (certfile, keyfile, cafile, capath, crlfile, dhparamfile,
+    /// require_certificate, use_identity_as_username, use_subject_as_username, tls_version, ciphers,
+    /// ciphers_tls1.3, tls_engine, tls_engine_kpass_sha1, tls_keyform), for the `tls` decorator; file paths
+    /// are absolute. Nil when none was given: a listener with `tls` set must not be served as plain TCP.
+    public var tls: ListenerTLSConfig?
     /// Only set when `per_listener_settings true`; otherwise the global settings apply.
     public var security: SecurityConfig?
     /// True for mosquitto's "default listener", configured by the deprecated
@@ -160,7 +159,7 @@ public struct ListenerConfig: Sendable, Equatable {
     public init(port: Int, bindAddress: String? = nil, protocolName: String = "mqtt", maxConnections: Int = -1,
                 mountPoint: String? = nil, socketDomain: String? = nil, bindInterface: String? = nil,
                 maxQoS: Int = 2, maxTopicAlias: Int = 10, useUsernameAsClientID: Bool = false,
-                tls: [String: String] = [:], security: SecurityConfig? = nil, isDefaultListener: Bool = false,
+                tls: ListenerTLSConfig? = nil, security: SecurityConfig? = nil, isDefaultListener: Bool = false,
                 file: String = "", line: Int = 0) {
         self.port = port
         self.bindAddress = bindAddress
@@ -324,8 +323,15 @@ public struct BrokerConfig: Sendable, Equatable {
 
     /// The global security settings as one value.
     public var globalSecurity: SecurityConfig {
-        SecurityConfig(allowAnonymous: allowAnonymous, allowZeroLengthClientID: allowZeroLengthClientID,
-                       autoIDPrefix: autoIDPrefix, passwordFile: passwordFile, aclFile: aclFile, plugins: plugins)
+        get {
+            SecurityConfig(allowAnonymous: allowAnonymous, allowZeroLengthClientID: allowZeroLengthClientID,
+                           autoIDPrefix: autoIDPrefix, passwordFile: passwordFile, aclFile: aclFile, plugins: plugins)
+        }
+        set {
+            (allowAnonymous, allowZeroLengthClientID, autoIDPrefix) = (newValue.allowAnonymous,
+                newValue.allowZeroLengthClientID, newValue.autoIDPrefix)
+            (passwordFile, aclFile, plugins) = (newValue.passwordFile, newValue.aclFile, newValue.plugins)
+        }
     }
 
     /// The security settings that govern `listener`: its own under

@@ -80,7 +80,7 @@ public struct EnvironmentOverrides: Sendable {
             if config.localOnlyMode {
                 try config.addCommandLinePort(port)
                 notes.append("port \(port) (local only mode) from MIDGE_PORT")
-            } else if let index = config.listeners.firstIndex(where: { $0.tls.isEmpty }) {
+            } else if let index = config.listeners.firstIndex(where: { $0.tls == nil }) {
                 notes.append("listener \(config.listeners[index].port) -> port \(port) from MIDGE_PORT")
                 config.listeners[index].port = port
             } else {
@@ -89,7 +89,7 @@ public struct EnvironmentOverrides: Sendable {
             }
         }
         if let tlsPort {
-            guard let index = config.listeners.firstIndex(where: { !$0.tls.isEmpty }) else {
+            guard let index = config.listeners.firstIndex(where: { $0.tls != nil }) else {
                 throw ConfigError(file: "environment", line: 0,
                                   message: "MIDGE_TLS_PORT is set but the configuration has no TLS listener")
             }

@@ -151,7 +151,7 @@ private struct PluginWalk {
     // MARK: Listeners
 
     func listenerLines(_ listener: ListenerConfig, into report: inout ReportBuilder) {
-        var facts = [listener.protocolName, listener.tls.isEmpty ? "plain TCP" : "TLS",
+        var facts = [listener.protocolName, listener.tls == nil ? "plain TCP" : "TLS",
                      "max_connections \(listener.maxConnections < 0 ? "unlimited" : String(listener.maxConnections))"]
         if listener.maxQoS != 2 { facts.append("max_qos \(listener.maxQoS)") }
         if listener.maxTopicAlias != 10 { facts.append("max_topic_alias \(listener.maxTopicAlias)") }
@@ -165,10 +165,11 @@ private struct PluginWalk {
         } catch {
             report.error(error)
         }
-        let tls = listener.tls
-        let files = ["certfile", "keyfile", "cafile", "capath", "crlfile"].compactMap { key in tls[key].map { "\(key) \($0)" } }
+        let tls = listener.tls ?? ListenerTLSConfig()
+        let files = [("certfile", tls.certfile), ("keyfile", tls.keyfile), ("cafile", tls.cafile),
+                     ("capath", tls.capath), ("crlfile", tls.crlfile)].compactMap { key, path in path.map { "\(key) \($0)" } }
         if !files.isEmpty { report.line("    \(files.joined(separator: ", "))") }
-        if tls["require_certificate"] == "true" { report.line("    require_certificate true") }
+        if tls.requireCertificate { report.line("    require_certificate true") }
         do {
             let stack = try ListenerStack.make(listener, config: config, registry: registry, context: checkContext)
             report.line("    plugins: \(stack.names.joined(separator: " -> "))")

@@ -5,6 +5,7 @@ import PluginAPI
 /// directives ask for, in the order they run on an accepted connection: `tls` (for `certfile` / `keyfile`),
 /// then `websockets` (for `protocol websockets`). Mosquitto's listener directives choose them; the registry
 /// says what each name is, so a package that composes its own broker may register its own `tcp` or `tls`.
+/// Each gets the listener's settings typed, as `PluginContext.listener` (the TLS directives in its `tls`).
 struct ListenerStack {
     /// The registry names the host asks for.
     static let listenerName = "tcp"
@@ -39,7 +40,16 @@ struct ListenerStack {
     static func make(_ listener: ListenerConfig, config: BrokerConfig, registry: PluginRegistry,
                      context: (String) -> PluginContext) throws -> ListenerStack {
         let origin = PluginOptions.Origin(file: listener.file, line: listener.line)
-        func make(_ name: String, _ kind: PluginKind, because reason: String, _ options: [(String, String)]) throws -> any Plugin {
+        var tls = listener.tls
+        tls?.generateCertificates = config.generateCertificates
+        // No address: every interface (the listener falls back to IPv4 where there is no IPv6);
+        // `socket_domain` picks one family's any-address.
+        let settings = ListenerSettings(
+            name: String(listener.port), port: listener.port,
+            bindAddress: listener.bindAddress
+                ?? (listener.socketDomain == "ipv4" ? "0.0.0.0" : listener.socketDomain == "ipv6" ? "::" : nil),
+            setTCPNoDelay: config.setTCPNoDelay, maxPacketSize: config.maxPacketSize, tls: tls, origin: origin)
+        func make(_ name: String, _ kind: PluginKind, because reason: String) throws -> any Plugin {
             guard let descriptor = registry.descriptor(named: name) else {
                 throw ConfigError(file: listener.file, line: listener.line,
                                   message: "listener \(listener.port): \(reason) needs the '\(name)' plugin, which this broker does not have (its plugins: \(registry.names.joined(separator: ", ")))")
@@ -48,28 +58,22 @@ struct ListenerStack {
                 throw ConfigError(file: listener.file, line: listener.line,
                                   message: "listener \(listener.port): the '\(name)' plugin is a \(descriptor.kind), not a \(kind)")
             }
-            var pluginOptions = PluginOptions(pluginName: name, entries: options.map { ($0.0, $0.1, origin) })
+            var options = PluginOptions(pluginName: name)
+            var pluginContext = context(name)
+            pluginContext.listener = settings
             do {
-                return try descriptor.make(&pluginOptions, context(name))
+                return try descriptor.make(&options, pluginContext)
             } catch var error as PluginError where error.origin == nil {
                 error.origin = origin
                 throw error
             }
         }
-        let name = String(listener.port)
-        // No address: every interface (the listener falls back to IPv4 where there is no IPv6);
-        // `socket_domain` picks one family's any-address.
-        let bindAddress = listener.bindAddress
-            ?? (listener.socketDomain == "ipv4" ? "0.0.0.0" : listener.socketDomain == "ipv6" ? "::" : nil)
-        var base: [(String, String)] = [("port", String(listener.port)),
-                                        ("set_tcp_nodelay", config.setTCPNoDelay ? "true" : "false"), ("name", name)]
-        if let bindAddress { base.append(("bind_address", bindAddress)) }
-        guard let transport = try make(listenerName, .listener, because: "a listener", base) as? any TransportPlugin else {
+        guard let transport = try make(listenerName, .listener, because: "a listener") as? any TransportPlugin else {
             throw ConfigError(file: listener.file, line: listener.line,
                               message: "listener \(listener.port): the '\(listenerName)' plugin is not a TransportPlugin")
         }
-        func decorator(_ name: String, because reason: String, _ options: [(String, String)]) throws -> any ConnectionDecoratorPlugin {
-            guard let decorator = try make(name, .connectionDecorator, because: reason, options) as? any ConnectionDecoratorPlugin else {
+        func decorator(_ name: String, because reason: String) throws -> any ConnectionDecoratorPlugin {
+            guard let decorator = try make(name, .connectionDecorator, because: reason) as? any ConnectionDecoratorPlugin else {
                 throw ConfigError(file: listener.file, line: listener.line,
                                   message: "listener \(listener.port): the '\(name)' plugin is not a ConnectionDecoratorPlugin")
             }
@@ -77,16 +81,13 @@ struct ListenerStack {
         }
         var names = [listenerName]
         var security: (any ConnectionDecoratorPlugin)?
-        if !listener.tls.isEmpty {
-            var options = [("name", name)] + listener.tls.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-            if config.generateCertificates { options.append(("generate_certificates", "true")) }
-            security = try decorator(tlsName, because: "certfile / keyfile", options)
+        if tls != nil {
+            security = try decorator(tlsName, because: "certfile / keyfile")
             names.append(tlsName)
         }
         var framing: [any ConnectionDecoratorPlugin] = []
         if listener.protocolName == "websockets" {
-            framing.append(try decorator(webSocketName, because: "protocol websockets",
-                                         [("max_packet_size", String(config.maxPacketSize))]))
+            framing.append(try decorator(webSocketName, because: "protocol websockets"))
             names.append(webSocketName)
         }
         return ListenerStack(config: listener, listener: transport, security: security, framing: framing, names: names)

@@ -7,8 +7,13 @@ public import PluginAPI
 /// it: TLS and WebSocket are decorators the host wraps around the connections it accepts.
 public final class TCPTransport: TransportPlugin, Sendable {
     /// Registry entry.
-    public static let descriptor = PluginDescriptor(name: "tcp", summary: "TCP listener", kind: .listener) { options, _ in
-        try TCPTransport(options: &options)
+    public static let descriptor = PluginDescriptor(name: "tcp", summary: "TCP listener", kind: .listener) { options, context in
+        try options.finish()
+        guard let listener = context.listener else {
+            throw PluginError(pluginName: options.pluginName, message: "made without a listener's settings "
+                + "(the host makes it for a listener line)")
+        }
+        return TCPTransport(listener: listener)
     }
 
     let host: String
@@ -19,24 +24,14 @@ public final class TCPTransport: TransportPlugin, Sendable {
     let name: String
     private let channel = NIOLockedValueBox<(any Channel)?>(nil)
 
-    /// Options: `port` (required), `bind_address` (default every interface: IPv6 and IPv4, or IPv4 alone
-    /// where there is no IPv6), `set_tcp_nodelay`, `name` (for logs and `ClientInfo.listener`; default the
-    /// port).
-    public init(options: inout PluginOptions) throws {
-        guard let port = try options.int("port"), (0...65535).contains(port) else {
-            throw PluginError(pluginName: options.pluginName, message: "option 'port' must be a port number")
-        }
-        self.port = port
-        if let address = options.string("bind_address") {
-            host = address
-            ipv4Fallback = false
-        } else {
-            host = "::"
-            ipv4Fallback = true
-        }
-        self.noDelay = try options.bool("set_tcp_nodelay") ?? false
-        self.name = options.string("name") ?? String(port)
-        try options.finish()
+    /// A listener for `listener`: its `port`, `bindAddress` (nil: every interface, IPv6 and IPv4, or IPv4
+    /// alone where there is no IPv6), `setTCPNoDelay` and `name` (for logs and `ClientInfo.listener`).
+    public init(listener: ListenerSettings) {
+        port = listener.port
+        host = listener.bindAddress ?? "::"
+        ipv4Fallback = listener.bindAddress == nil
+        noDelay = listener.setTCPNoDelay
+        name = listener.name
     }
 
     public func listen(on group: any EventLoopGroup, initializer: @escaping ConnectionInitializer) async throws -> Int {

@@ -8,11 +8,12 @@ public import PluginAPI
 /// The `tls` decorator: the connections of any listener speak TLS (BoringSSL, through NIOSSL) before what
 /// comes next (MQTT, or WebSocket for `wss://`).
 ///
-/// Configured by Mosquitto's listener directives: `certfile` and `keyfile` (required), `cafile`, `capath`,
-/// `crlfile`, `require_certificate`, `use_identity_as_username`, `use_subject_as_username`, `tls_version`,
-/// `ciphers`, `ciphers_tls1.3` (and `dhparamfile`, accepted and ignored), plus `name` (the listener's name,
-/// for logs) and `generate_certificates` (`true`: when certfile and keyfile are both missing, a CA and a
-/// server certificate are made for this instance, see `DefaultCertificates`). Every file is read and checked
+/// Configured by Mosquitto's listener directives, which the host gives it typed (`PluginContext.listener`):
+/// `certfile` and `keyfile` (required), `cafile`, `capath`, `crlfile`, `require_certificate`,
+/// `use_identity_as_username`, `use_subject_as_username`, `tls_version`, `ciphers`, `ciphers_tls1.3` (and
+/// `dhparamfile`, accepted and ignored), and `generate_certificates` (when certfile and keyfile are both
+/// missing, a CA and a server certificate are made for this instance, see `DefaultCertificates`); it has no
+/// options (the listener's name, for logs, is in `PluginContext.listener` too). Every file is read and checked
 /// when the decorator is created, so a missing, unreadable or mismatched certificate or key, or a cipher
 /// string BoringSSL refuses, stops start-up with a message naming the directive and the file.
 ///
@@ -43,18 +44,18 @@ public final class TLSDecorator: ConnectionDecoratorPlugin, ReloadablePlugin, Co
     /// What `midge check-config` reports.
     public let checkReport: [String]
 
-    /// A decorator made from a listener's TLS directives (as `directives`, the way a config gives them):
-    /// `name` names the listener in logs, `origin` is its `listener` line for error messages.
-    public convenience init(directives: [String: String], name: String, origin: PluginOptions.Origin?,
+    /// A decorator made from a listener's TLS directives: `name` names the listener in logs, `origin` is its
+    /// `listener` line for error messages.
+    public convenience init(tls: ListenerTLSConfig, name: String, origin: PluginOptions.Origin?,
                             logger: Logger, handshakeTimeout: TimeAmount = TLSDecorator.defaultHandshakeTimeout) throws {
-        var options = PluginOptions(pluginName: "tls", entries:
-            [("name", name, origin)] + directives.sorted { $0.key < $1.key }.map { ($0.key, $0.value, origin) })
-        try self.init(options: &options, context: PluginContext(logger: logger, configDirectory: "."), checkOnly: false,
-                      handshakeTimeout: handshakeTimeout)
+        var options = PluginOptions(pluginName: "tls")
+        let listener = ListenerSettings(name: name, port: 0, tls: tls, origin: origin)
+        try self.init(options: &options, context: PluginContext(logger: logger, configDirectory: ".", listener: listener),
+                      checkOnly: false, handshakeTimeout: handshakeTimeout)
     }
 
-    /// Options: the TLS directives above, `name`, `generate_certificates`. Under `context.checkOnly` nothing
-    /// is written: what start-up would generate is reported in `checkReport` instead.
+    /// The TLS directives come in `context.listener`; there are no options. Under `context.checkOnly`
+    /// nothing is written: what start-up would generate is reported in `checkReport` instead.
     public convenience init(options: inout PluginOptions, context: PluginContext) throws {
         try self.init(options: &options, context: context, checkOnly: context.checkOnly,
                       handshakeTimeout: Self.defaultHandshakeTimeout)
@@ -64,7 +65,7 @@ public final class TLSDecorator: ConnectionDecoratorPlugin, ReloadablePlugin, Co
     /// instead.
     private init(options: inout PluginOptions, context: PluginContext, checkOnly: Bool,
                  handshakeTimeout: TimeAmount) throws {
-        let origin = options.origin(of: "certfile") ?? options.origin(of: "name")
+        let origin = context.listener?.origin
         func located(_ error: PluginError) -> PluginError {
             var error = error
             if error.origin == nil { error.origin = origin }
@@ -75,10 +76,14 @@ public final class TLSDecorator: ConnectionDecoratorPlugin, ReloadablePlugin, Co
         var settings: TLSSettings
         let generate: Bool
         do {
-            name = options.string("name") ?? "tls"
-            generate = try options.bool("generate_certificates") ?? false
-            settings = try TLSSettings(options: &options)
+            name = context.listener?.name ?? "tls"
             try options.finish()
+            guard let tls = context.listener?.tls else {
+                throw PluginError(pluginName: options.pluginName, message: "made without a listener's TLS directives "
+                    + "(the host makes it for a listener with certfile / keyfile)")
+            }
+            generate = tls.generateCertificates
+            settings = try TLSSettings(tls, pluginName: options.pluginName)
         } catch let error as PluginError {
             throw located(error)
         }

@@ -28,24 +28,23 @@ struct TLSSettings: Sendable {
     /// The TLS 1.3 suites BoringSSL offers; it has no way to choose among them.
     static let tls13Suites = ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"]
 
-    /// Reads the Mosquitto listener directives from `options`; throws naming the directive at fault.
-    init(options: inout PluginOptions) throws {
-        let plugin = options.pluginName
+    /// Checks a listener's TLS directives; throws naming the directive at fault.
+    init(_ tls: ListenerTLSConfig, pluginName plugin: String) throws {
         func fail(_ message: String) -> PluginError { PluginError(pluginName: plugin, message: message) }
-        guard let certfile = options.string("certfile"), !certfile.isEmpty else {
+        guard let certfile = tls.certfile, !certfile.isEmpty else {
             throw fail("certfile is required (the server certificate, PEM)")
         }
-        guard let keyfile = options.string("keyfile"), !keyfile.isEmpty else {
+        guard let keyfile = tls.keyfile, !keyfile.isEmpty else {
             throw fail("keyfile is required (the server certificate's private key, PEM)")
         }
         self.certfile = certfile
         self.keyfile = keyfile
-        cafile = options.string("cafile").flatMap { $0.isEmpty ? nil : $0 }
-        capath = options.string("capath").flatMap { $0.isEmpty ? nil : $0 }
-        crlfile = options.string("crlfile").flatMap { $0.isEmpty ? nil : $0 }
-        requireCertificate = try options.bool("require_certificate") ?? false
-        let identity = try options.bool("use_identity_as_username") ?? false
-        let subject = try options.bool("use_subject_as_username") ?? false
+        cafile = tls.cafile.flatMap { $0.isEmpty ? nil : $0 }
+        capath = tls.capath.flatMap { $0.isEmpty ? nil : $0 }
+        crlfile = tls.crlfile.flatMap { $0.isEmpty ? nil : $0 }
+        requireCertificate = tls.requireCertificate
+        let identity = tls.useIdentityAsUsername
+        let subject = tls.useSubjectAsUsername
         usernameFromCertificate = identity ? .commonName : subject ? .subject : nil
         if identity && subject {
             warnings.append("use_identity_as_username and use_subject_as_username are both set; the identity (CN) is used, as in Mosquitto")
@@ -63,7 +62,7 @@ struct TLSSettings: Sendable {
             warnings.append("crlfile has no effect without require_certificate true (clients are not asked for a certificate)")
         }
 
-        switch options.string("tls_version") {
+        switch tls.tlsVersion {
         case nil, "tlsv1.2": minimumVersion = .tlsv12
         case "tlsv1.3": minimumVersion = .tlsv13
         case "tlsv1.1": minimumVersion = .tlsv11
@@ -71,7 +70,7 @@ struct TLSSettings: Sendable {
             throw fail("tls_version '\(other)' is not one of tlsv1.3, tlsv1.2, tlsv1.1 (the lowest version allowed)")
         }
 
-        if let ciphers = options.string("ciphers") {
+        if let ciphers = tls.ciphers {
             switch BoringSSLCipherCheck.check(ciphers) {
             case .accepted:
                 break
@@ -82,7 +81,7 @@ struct TLSSettings: Sendable {
             }
             self.ciphers = ciphers
         }
-        if let suites = options.string("ciphers_tls1.3") {
+        if let suites = tls.ciphersTLS13 {
             let names = suites.split(separator: ":").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty }
             if let unknown = names.first(where: { !Self.tls13Suites.contains($0) }) {
                 throw fail("ciphers_tls1.3 '\(suites)': BoringSSL has no TLS 1.3 suite '\(unknown)' (it has \(Self.tls13Suites.joined(separator: ", ")))")
@@ -91,13 +90,13 @@ struct TLSSettings: Sendable {
                 throw fail("ciphers_tls1.3 '\(suites)': BoringSSL always offers all of \(Self.tls13Suites.joined(separator: ":")) and cannot leave any out; remove the directive, or list all three")
             }
         }
-        if let form = options.string("tls_keyform"), form != "pem" {
+        if let form = tls.tlsKeyform, form != "pem" {
             throw fail("tls_keyform '\(form)' is not supported (keys are read from keyfile as PEM)")
         }
-        if options.string("tls_engine") != nil || options.string("tls_engine_kpass_sha1") != nil {
+        if tls.tlsEngine != nil || tls.tlsEngineKpassSHA1 != nil {
             throw fail("tls_engine is not supported: BoringSSL has no OpenSSL engines")
         }
-        if options.string("dhparamfile") != nil {
+        if tls.dhparamfile != nil {
             warnings.append("dhparamfile is ignored: BoringSSL has no finite-field Diffie-Hellman; key exchange uses ECDHE")
         }
     }

@@ -6,26 +6,25 @@ public import PluginAPI
 /// connections (`ws://` on a plain listener, `wss://` after the `tls` decorator). See `WebSocketMQTT` for
 /// what it accepts and answers.
 ///
-/// Options: `max_packet_size` (the broker's, in bytes; 0 or absent: none), from which the largest frame
-/// accepted follows (`WebSocketMQTT.maxFrameSize(forMaxPacketSize:)`).
+/// No options: the largest frame accepted follows from the broker's `max_packet_size` (0: none), which the
+/// host gives in `PluginContext.listener` (`WebSocketMQTT.maxFrameSize(forMaxPacketSize:)`).
 public final class WebSocketDecorator: ConnectionDecoratorPlugin {
     /// Registry entry.
     public static let descriptor = PluginDescriptor(name: "websockets", summary: "MQTT over WebSocket on a listener's connections",
                                                     kind: .connectionDecorator) { options, context in
-        try WebSocketDecorator(options: &options, logger: context.logger)
+        try options.finish()
+        return try WebSocketDecorator(maxPacketSize: context.listener?.maxPacketSize ?? 0, logger: context.logger)
     }
 
     /// The largest frame payload accepted from a client, in bytes.
     public let maxFrameSize: Int
     let logger: Logger
 
-    public init(options: inout PluginOptions, logger: Logger) throws {
-        let maxPacketSize = try options.int("max_packet_size") ?? 0
+    /// `maxPacketSize`: the broker's, in bytes; 0 means none.
+    public init(maxPacketSize: Int, logger: Logger) throws {
         guard maxPacketSize >= 0 else {
-            throw PluginError(pluginName: options.pluginName, message: "option 'max_packet_size' must not be negative",
-                              origin: options.origin(of: "max_packet_size"))
+            throw PluginError(pluginName: "websockets", message: "max_packet_size must not be negative")
         }
-        try options.finish()
         maxFrameSize = WebSocketMQTT.maxFrameSize(forMaxPacketSize: maxPacketSize)
         self.logger = logger
     }

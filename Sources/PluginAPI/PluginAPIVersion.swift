@@ -30,7 +30,11 @@ public struct PluginAPIVersion: Hashable, Comparable, Sendable, CustomStringConv
     }
 
     /// The version of the plugin API this build of the broker provides.
-    public static let current = PluginAPIVersion(major: 1, minor: 0, patch: 0)
+    ///
+    /// 2.0.0: listener and connection-decorator plugins get their listener's settings typed
+    /// (`PluginContext.listener`: `ListenerSettings`, with `ListenerTLSConfig` for TLS) instead of option
+    /// strings; a will passes the publish hooks.
+    public static let current = PluginAPIVersion(major: 2, minor: 0, patch: 0)
 
     /// Whether a host providing this version can run a plugin built against `version`: the same major
     /// version, and no newer minor version than this one (a newer one may use additions this host lacks).

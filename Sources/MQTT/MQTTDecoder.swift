@@ -251,7 +251,7 @@ public struct MQTTDecoder: NIOSingleStepByteToMessageDecoder {
         } else if !Topic.isValidName(topic) {
             throw MQTTError.topicNameInvalid("wildcard in topic name")
         } else if Topic.hasTooManyLevels(topic) {
-            throw MQTTError.protocolError("topic name with more than \(Topic.maximumLevels) levels")
+            throw MQTTError.protocolError("topic name with more than \(Topic.maximumSeparators + 1) levels")
         }
         let payload = body.readSlice(length: body.readableBytes)!
         return PublishPacket(topic: topic, payload: payload, qos: qos, retain: retain, dup: dup, packetID: packetID,
@@ -281,7 +281,7 @@ public struct MQTTDecoder: NIOSingleStepByteToMessageDecoder {
             }
             guard Topic.isValidFilter(filter) else { throw MQTTError.malformedPacket("invalid topic filter") }
             guard !Topic.hasTooManyLevels(filter) else {
-                throw MQTTError.malformedPacket("topic filter with more than \(Topic.maximumLevels) levels")
+                throw MQTTError.malformedPacket("topic filter with more than \(Topic.maximumSeparators + 1) levels")
             }
             subscriptions.append(TopicSubscription(filter: filter, options: options))
         }

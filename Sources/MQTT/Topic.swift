@@ -12,17 +12,18 @@ public enum Topic {
         return !topic.utf8.contains(where: isWildcard)
     }
 
-    /// Most levels a topic name or filter may have (Mosquitto's `TOPIC_HIERARCHY_LIMIT`); more is refused.
-    public static let maximumLevels = 200
+    /// Most `/` separators a topic name or filter may have (Mosquitto's `TOPIC_HIERARCHY_LIMIT`): 200, so
+    /// 201 levels are accepted and more are refused, exactly as Mosquitto counts.
+    public static let maximumSeparators = 200
 
-    /// Whether `topic` has more than `maximumLevels` levels. Only long topics are counted: a topic shorter
-    /// than 200 bytes cannot have 201 levels.
+    /// Whether `topic` has more than `maximumSeparators` separators. Only long topics are counted: a topic
+    /// of 200 bytes or less cannot have 201.
     @inline(__always)
     public static func hasTooManyLevels(_ topic: String) -> Bool {
-        guard topic.utf8.count >= maximumLevels else { return false }
+        guard topic.utf8.count > maximumSeparators else { return false }
         var separators = 0
         for byte in topic.utf8 where byte == UInt8(ascii: "/") { separators += 1 }
-        return separators >= maximumLevels
+        return separators > maximumSeparators
     }
 
     /// A topic filter: at least one character; `+` only as a whole level; `#` only as the whole last level.

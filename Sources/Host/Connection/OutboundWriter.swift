@@ -20,8 +20,8 @@ final class OutboundWriter {
     private var aliases: [String: UInt16] = [:]
     var aliasLimit = 0
     /// The largest packet the client takes (its 5.0 Maximum Packet Size); 0 = the protocol's limit. A larger
-    /// PUBLISH is dropped; any other packet larger than this closes the connection instead (MQTT-3.1.2-24:
-    /// the server must not send it; Mosquitto closes too).
+    /// packet is not sent (MQTT-3.1.2-24): a PUBLISH is dropped (as if delivered), any other packet closes
+    /// the connection instead.
     var maximumPacketSize = 0
     weak var control: (any ConnectionControl)?
 
@@ -37,7 +37,10 @@ final class OutboundWriter {
         var buffer = context.channel.allocator.buffer(capacity: 16)
         packet.write(version: state.version, to: &buffer)
         if maximumPacketSize > 0 && buffer.readableBytes > maximumPacketSize {
-            state.logger.notice("Client \(state.clientName) disconnected: its \(packet.type) would be \(buffer.readableBytes) bytes, more than its maximum packet size \(maximumPacketSize).")
+            // MQTT-3.1.2-24: not sent. The connection closes, as Mosquitto closes it for a CONNACK (Mosquitto
+            // sends a SUBACK that does not fit anyway; see README, "Where Midge differs").
+            let size = buffer.readableBytes
+            state.logger.notice("Client \(state.clientName) disconnected: its \(packet.type) would be \(size) bytes, more than its maximum packet size \(maximumPacketSize).")
             state.disconnectReason = .protocolError(.packetTooLarge, "\(packet.type) larger than the client's maximum packet size")
             control?.close()
             return

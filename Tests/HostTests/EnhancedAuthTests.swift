@@ -274,6 +274,26 @@ private func startBroker(_ method: TestMethod, acl: Bool = false) async throws -
         await broker.stop()
     }
 
+    @Test func anExchangeThatNeverEndsIsDroppedWithinItsKeepAliveWindow() async throws {
+        // The client answers every challenge well within its keep alive (1 s), but the method asks for
+        // 1,000 rounds: the whole exchange gets 1.5 s, and its reads do not extend that.
+        let method = TestMethod()
+        let broker = try await startBroker(method)
+        let client = try await TestClient.open(port: broker.port)
+        connect(client, id: "k2", method: "TEST", data: "alice:1000", keepAlive: 1)
+        var rounds = 0
+        while rounds < 12, let packet = await client.next(timeout: .seconds(2)) {
+            guard case .auth = packet else { Issue.record("unexpected \(packet)"); break }
+            rounds += 1
+            try await Task.sleep(for: .milliseconds(300))
+            client.send(auth(.continueAuthentication, "TEST", "answer-\(rounds)"))
+        }
+        // Closed after about 1.5 s (5 or 6 rounds of 300 ms), long before the 12 rounds (3.6 s) are through.
+        #expect(rounds < 12)
+        try await eventually("the connection closed") { client.isClosed }
+        await broker.stop()
+    }
+
     @Test func aClientThatNeverAnswersIsDroppedByItsKeepAlive() async throws {
         let method = TestMethod()
         let broker = try await startBroker(method)

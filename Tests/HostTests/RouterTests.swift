@@ -228,6 +228,41 @@ struct AcknowledgementTests {
     }
 }
 
+@Suite("Will timers")
+struct WillTimerTests {
+    /// Whether `timer` was cancelled (its future fails with `EventLoopError.cancelled`), within a bound.
+    private func cancelled(_ timer: Scheduled<Void>) async -> Bool {
+        do {
+            try await timer.futureResult.get()
+            return false
+        } catch {
+            return (error as? EventLoopError) == .cancelled
+        }
+    }
+
+    @Test("the session owns a delayed will's timer: a reconnect or a new session cancels it, and the will")
+    func reconnectCancels() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        var settings = RouterSettings()
+        settings.persistentClientExpiration = nil
+        let router = Router(settings: settings, logger: Logger(label: "test"))
+        for cleanStart in [false, true] {
+            let first = ConnectionHandle(eventLoop: loop)
+            let session = router.connect(clientID: "w", cleanStart: true, version: .v5, expiry: 3600, handle: first,
+                                         receiveMaximum: 65535, maximumPacketSize: 0).session
+            router.disconnect(session, handle: first, expiry: 3600)
+            let timer = loop.scheduleTask(in: .hours(1)) {}
+            session.holdWill(timer)
+            #expect(session.holdsWill)
+            _ = router.connect(clientID: "w", cleanStart: cleanStart, version: .v5, expiry: 3600,
+                               handle: ConnectionHandle(eventLoop: loop), receiveMaximum: 65535,
+                               maximumPacketSize: 0)
+            #expect(await cancelled(timer), "clean start \(cleanStart)")
+            #expect(!session.holdsWill)
+        }
+    }
+}
+
 @Suite("Router sessions")
 struct RouterSessionTests {
     @Test("persistent sessions resume with session present; clean ones start over; expiry ends offline sessions")

@@ -13,8 +13,6 @@ final class InboundPublish {
     private let writer: OutboundWriter
     private let policy: PublishPolicy
     private let router: Router
-    private let hooks: Hooks
-    private let access: AccessControl
     // Settings this connection keeps for its life, read once here rather than through the broker context
     // for every message.
     private let maxTopicAlias: Int
@@ -34,8 +32,6 @@ final class InboundPublish {
         let broker = state.broker
         policy = PublishPolicy(broker: broker)
         router = broker.router
-        hooks = broker.hooks
-        access = broker.access
         maxTopicAlias = broker.connect.maxTopicAlias
         maximumQoS = broker.router.settings.maximumQoS
         retainAvailable = broker.router.settings.retainAvailable
@@ -104,7 +100,7 @@ final class InboundPublish {
         }
         let message = Message(topic: topic, payload: publish.payload, qos: publish.qos, retain: publish.retain,
                               properties: v5 ? publish.properties : [], origin: state.clientID)
-        if !hooks.publish.isEmpty, let client = state.client {
+        if !policy.hooks.publish.isEmpty, let client = state.client {
             switch policy.runHooks(message, from: client, on: state.eventLoop) {
             case .now(let decision):
                 finish(publish, decision, batch: batch)

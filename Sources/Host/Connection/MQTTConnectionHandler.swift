@@ -92,7 +92,9 @@ final class MQTTConnectionHandler: ChannelInboundHandler, SessionConnection, Con
             partial.writeBuffer(&buffer)
             buffer = partial
         }
-        lastRead = .now()
+        // While authentication runs, reading does not extend the window: an exchange (5.0 AUTH) must end
+        // within it however often the client answers.
+        if state.phase != .authenticating { lastRead = .now() }
         writer.inRead = true
         state.loop.counters.bytesReceived += buffer.readableBytes
         process(&buffer)
@@ -343,6 +345,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler, SessionConnection, Con
     /// CONNACK went out: keep alive, what the session kept, then the packets that waited.
     func admitted() {
         guard state.phase == .connected else { return }
+        lastRead = .now()
         if state.keepAliveWindow == nil { state.loop.unwatch(self) }
         if let session = state.session { writer.resume(session) }
         writer.flushIfOutsideRead()

@@ -23,7 +23,9 @@ final class ReadGate {
     private(set) var paused = false
     /// True while a publish hook decides about a message: later packets wait in `pending`.
     private(set) var awaitingHook = false
-    private var pending = CircularBuffer<Packet>()
+    /// Made on the first packet that waits and dropped once they are handled: an idle connection holds none
+    /// (an empty `CircularBuffer` still allocates room for 16 packets).
+    private var pending: CircularBuffer<Packet>?
     /// Most packets waiting behind authentication or a hook before reading stops.
     static let queueLimit = 64
     /// How long a congested subscriber may hold a publisher.
@@ -104,22 +106,24 @@ final class ReadGate {
 
     /// Queues a packet behind authentication or a hook; at `queueLimit`, decoding stops.
     func enqueue(_ packet: Packet) {
-        pending.append(packet)
-        if pending.count >= Self.queueLimit { hold(.backlog) }
+        if pending == nil { pending = CircularBuffer(initialCapacity: 4) }
+        pending!.append(packet)
+        if pending!.count >= Self.queueLimit { hold(.backlog) }
     }
 
     /// The next queued packet to handle now, if any: none while a hook decides, or a congestion or rate hold
     /// holds. The backlog hold ends when the queue is empty.
     func nextPending() -> Packet? {
         guard !awaitingHook, holds.subtracting(.backlog).isEmpty, state.phase == .connected else { return nil }
-        guard let packet = pending.popFirst() else {
+        guard let packet = pending?.popFirst() else {
+            pending = nil
             holds.remove(.backlog)
             return nil
         }
         return packet
     }
 
-    var hasPending: Bool { !pending.isEmpty }
+    var hasPending: Bool { !(pending?.isEmpty ?? true) }
 
     /// A publish hook decides: later packets queue, the socket is not read.
     func hookStarted() {

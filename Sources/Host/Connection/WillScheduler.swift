@@ -52,15 +52,23 @@ final class WillScheduler {
         let since = session.detachedSince()
         let broker = state.broker
         let loop = state.eventLoop
-        loop.scheduleTask(in: .seconds(Int64(delay))) {
-            // Cancelled by any connection with the client id since: one that took the session back (it is
-            // attached, or detached again since), or one that started a new session (Mosquitto cancels
-            // the will on any reconnect).
-            guard let since, session.detachedSince() == since, !session.isSuperseded else {
+        // nil: another connection has the session already (a takeover): no will, as for a reconnect.
+        guard let since else { return }
+        let timer = loop.scheduleTask(in: .seconds(Int64(delay))) {
+            session.willFired()
+            // Any connection with the client id since cancels it (Mosquitto does): the session cancels the
+            // timer when one takes it back or replaces it; these checks cover one that came in between.
+            guard session.detachedSince() == since, !session.isSuperseded else {
                 broker.logger.debug("Will of \(session.clientID) cancelled: the client came back within its delay.")
                 return
             }
             Self.publish(will, client: client, broker: broker, loop: loop)
+        }
+        session.holdWill(timer)
+        // A connection that came between the detach and `holdWill` has not seen the timer: cancel it here.
+        if session.detachedSince() != since || session.isSuperseded {
+            session.willFired()
+            timer.cancel()
         }
     }
 

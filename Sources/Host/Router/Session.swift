@@ -45,17 +45,44 @@ final class Session: Sendable {
     // MARK: Connection ownership
 
     /// Attaches a connection; returns the connection it replaces, if any.
+    /// A will waiting for its delay is cancelled: a connection took the session back.
     func attach(_ handle: ConnectionHandle, version: ProtocolVersion, expiry: UInt32?, receiveMaximum: Int,
                 maximumPacketSize: Int) -> ConnectionHandle? {
-        state.withLockedValue {
-            $0.attach(handle, version: version, expiry: expiry, receiveMaximum: receiveMaximum,
-                      maximumPacketSize: maximumPacketSize)
+        let (old, will) = state.withLockedValue {
+            let old = $0.attach(handle, version: version, expiry: expiry, receiveMaximum: receiveMaximum,
+                                maximumPacketSize: maximumPacketSize)
+            return (old, $0.takeWillTimer())
         }
+        will?.cancel()
+        return old
     }
 
     /// Marks the session replaced by a new one for its client id (a clean start, or a takeover of a session
-    /// that ended with its connection): a will waiting for its delay is then cancelled.
-    func supersede() { state.withLockedValue { $0.superseded = true } }
+    /// that ended with its connection): a will waiting for its delay is cancelled.
+    func supersede() {
+        let will = state.withLockedValue {
+            $0.superseded = true
+            return $0.takeWillTimer()
+        }
+        will?.cancel()
+    }
+
+    /// Keeps the timer of a will waiting for its delay, so that the will (and its payload) goes with the
+    /// session's next connection instead of waiting for the timer (`attach`, `supersede`).
+    func holdWill(_ timer: Scheduled<Void>) {
+        let earlier = state.withLockedValue {
+            let earlier = $0.takeWillTimer()
+            $0.willTimer = timer
+            return earlier
+        }
+        earlier?.cancel()
+    }
+
+    /// The will's timer fired: the session no longer holds it.
+    func willFired() { _ = state.withLockedValue { $0.takeWillTimer() } }
+
+    /// Whether a will waits for its delay.
+    var holdsWill: Bool { state.withLockedValue { $0.willTimer != nil } }
 
     /// Whether a new session replaced this one (`supersede`).
     var isSuperseded: Bool { state.withLockedValue { $0.superseded } }
@@ -247,6 +274,13 @@ extension Session {
         var dropped = 0
         /// Set when a new session replaced this one for its client id.
         var superseded = false
+        /// The timer of a will waiting for its delay.
+        var willTimer: Scheduled<Void>?
+
+        mutating func takeWillTimer() -> Scheduled<Void>? {
+            defer { willTimer = nil }
+            return willTimer
+        }
         /// Whether a refusal for `max_queued_bytes_total` was logged for this session.
         var quotaLogged = false
         /// When the connection last took messages or had one acknowledged.

@@ -247,7 +247,7 @@ struct WillTimerTests {
         settings.persistentClientExpiration = nil
         let router = Router(settings: settings, logger: Logger(label: "test"))
         for cleanStart in [false, true] {
-            let first = ConnectionHandle(eventLoop: loop)
+            let first = ConnectionHandle.unattached(on: loop)
             let session = router.connect(clientID: "w", cleanStart: true, version: .v5, expiry: 3600, handle: first,
                                          receiveMaximum: 65535, maximumPacketSize: 0).session
             router.disconnect(session, handle: first, expiry: 3600)
@@ -255,7 +255,7 @@ struct WillTimerTests {
             session.holdWill(timer)
             #expect(session.holdsWill)
             _ = router.connect(clientID: "w", cleanStart: cleanStart, version: .v5, expiry: 3600,
-                               handle: ConnectionHandle(eventLoop: loop), receiveMaximum: 65535,
+                               handle: ConnectionHandle.unattached(on: loop), receiveMaximum: 65535,
                                maximumPacketSize: 0)
             #expect(await cancelled(timer), "clean start \(cleanStart)")
             #expect(!session.holdsWill)
@@ -271,11 +271,11 @@ struct RouterSessionTests {
         settings.persistentClientExpiration = 0
         let router = Router(settings: settings, logger: Logger(label: "test"))
         let loop = MultiThreadedEventLoopGroup.singleton.next()
-        let first = ConnectionHandle(eventLoop: loop)
+        let first = ConnectionHandle.unattached(on: loop)
         let a = router.connect(clientID: "c", cleanStart: false, version: .v3_1_1, expiry: nil, handle: first,
                                receiveMaximum: 65535, maximumPacketSize: 0)
         #expect(!a.sessionPresent)
-        let second = ConnectionHandle(eventLoop: loop)
+        let second = ConnectionHandle.unattached(on: loop)
         let b = router.connect(clientID: "c", cleanStart: false, version: .v3_1_1, expiry: nil, handle: second,
                                receiveMaximum: 65535, maximumPacketSize: 0)
         #expect(b.sessionPresent)
@@ -289,7 +289,7 @@ struct RouterSessionTests {
         #expect(router.sessionCount == 1)
         #expect(router.sweepExpiredSessions() == 1)
         #expect(router.sessionCount == 0)
-        let third = ConnectionHandle(eventLoop: loop)
+        let third = ConnectionHandle.unattached(on: loop)
         let c = router.connect(clientID: "c", cleanStart: false, version: .v3_1_1, expiry: nil, handle: third,
                                receiveMaximum: 65535, maximumPacketSize: 0)
         #expect(!c.sessionPresent)

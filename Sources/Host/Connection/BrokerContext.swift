@@ -2,18 +2,33 @@ import Logging
 import MQTT
 import NIOCore
 
-/// Everything a connection needs from the broker, shared by all connections.
-struct BrokerContext: Sendable {
-    var router: Router
-    var access: AccessControl
-    var connect: ConnectSettings
-    var logger: Logger
+/// Everything a connection needs from the broker, shared by all connections of a listener: one object, so
+/// that a connection holds a reference to it rather than a copy.
+final class BrokerContext: Sendable {
+    let router: Router
+    let access: AccessControl
+    let connect: ConnectSettings
+    let logger: Logger
     /// State shared by the connections of one event loop.
-    var loops = LoopContexts()
+    let loops: LoopContexts
     /// The hooks, by event.
-    var hooks: Hooks
+    let hooks: Hooks
     /// The quotas (none configured by default).
-    var quotas = Quotas()
+    let quotas: Quotas
+    /// The rules every message a client sends passes (made from the values above).
+    let publishPolicy: PublishPolicy
+
+    init(router: Router, access: AccessControl, connect: ConnectSettings, logger: Logger,
+         loops: LoopContexts = LoopContexts(), hooks: Hooks, quotas: Quotas = Quotas()) {
+        self.router = router
+        self.access = access
+        self.connect = connect
+        self.logger = logger
+        self.loops = loops
+        self.hooks = hooks
+        self.quotas = quotas
+        publishPolicy = PublishPolicy(access: access, hooks: hooks, settings: router.settings, logger: logger)
+    }
 }
 
 /// What the connections of one event loop share instead of each holding its own: the batch of connections

@@ -12,16 +12,24 @@ import PluginAPI
 final class ConnectAdmission {
     private let state: ConnectionState
     private let writer: OutboundWriter
-    private let wills: WillScheduler
-    weak var control: (any ConnectionControl)?
+    private var wills: WillScheduler { WillScheduler(state: state) }
 
-    /// What the CONNECT asked for, kept while authentication runs.
-    private struct Request {
+    /// What the CONNECT asked for, kept while authentication runs (a class: a connected client holds no
+    /// room for it).
+    private final class Request {
         var connect: ConnectPacket
         var clientID: String
         var assigned: Bool
         var serverKeepAlive: UInt16?
         var keepAlive: Int64
+
+        init(connect: ConnectPacket, clientID: String, assigned: Bool, serverKeepAlive: UInt16?, keepAlive: Int64) {
+            self.connect = connect
+            self.clientID = clientID
+            self.assigned = assigned
+            self.serverKeepAlive = serverKeepAlive
+            self.keepAlive = keepAlive
+        }
     }
     private var request: Request?
     /// Kept to check the client again after a reload (secret: never logged).
@@ -29,13 +37,12 @@ final class ConnectAdmission {
     /// The enhanced authentication method the CONNECT named, and the exchange running, if any.
     private var authMethod: String?
     private var exchange: AuthExchange?
-    /// The `max_connections_per_user` slot this connection holds.
-    private var userSlot: (user: String, clientID: String)?
+    /// Whether this connection holds a `max_connections_per_user` slot (for the client's user name and id).
+    private var holdsUserSlot = false
 
-    init(state: ConnectionState, writer: OutboundWriter, wills: WillScheduler) {
+    init(state: ConnectionState, writer: OutboundWriter) {
         self.state = state
         self.writer = writer
-        self.wills = wills
     }
 
     /// The keep alive the client was given, in seconds (0: none).
@@ -174,8 +181,8 @@ final class ConnectAdmission {
                                              : (connect.cleanStart ? 0 : nil)
         state.sessionExpiry = expiry
         if version == .v5 {
-            writer.aliasLimit = min(Int(connect.properties.topicAliasMaximum ?? 0), settings.maxTopicAliasBroker)
-            writer.maximumPacketSize = Int(connect.properties.maximumPacketSize ?? 0)
+            writer.aliasLimit = UInt16(min(Int(connect.properties.topicAliasMaximum ?? 0), settings.maxTopicAliasBroker))
+            writer.maximumPacketSize = connect.properties.maximumPacketSize ?? 0
         }
         if let users = broker.quotas.userConnections, let username = state.client?.username {
             guard users.acquire(user: username, clientID: clientID) else {
@@ -184,7 +191,7 @@ final class ConnectAdmission {
                 refuse(.quotaExceeded, why: "max_connections_per_user (\(users.maximum)) reached for user \(username)")
                 return
             }
-            userSlot = (username, clientID)
+            holdsUserSlot = true
         }
         wills.keep(connect.will)
         let result = broker.router.connect(
@@ -225,7 +232,7 @@ final class ConnectAdmission {
         writer.send(.connack(ConnAckPacket(sessionPresent: present, code: 0, properties: properties)))
         guard state.phase == .connected else { return }  // the CONNACK was larger than the client takes
         state.keepAliveWindow = keepAlive > 0 ? .milliseconds(keepAlive * 1500) : nil
-        control?.admitted()
+        state.control?.admitted()
     }
 
     /// Answers CONNECT with a refusal and closes.
@@ -233,7 +240,7 @@ final class ConnectAdmission {
         if log { state.logger.notice("Client \(state.clientName) from \(state.remoteAddress ?? "?") refused: \(why).") }
         let code = state.version == .v5 ? reason.rawValue : ConnectReturnCode(reason).rawValue
         writer.send(.connack(ConnAckPacket(sessionPresent: false, code: code)))
-        control?.close()
+        state.control?.close()
     }
 
     /// The connection ends: a running exchange ends with it; the user's connection slot is given back.
@@ -241,9 +248,9 @@ final class ConnectAdmission {
         exchange?.cancel()
         exchange = nil
         request = nil
-        if let slot = userSlot {
-            userSlot = nil
-            state.broker.quotas.userConnections?.release(user: slot.user, clientID: slot.clientID)
+        if holdsUserSlot, let client = state.client, let user = client.username {
+            holdsUserSlot = false
+            state.broker.quotas.userConnections?.release(user: user, clientID: client.clientID)
         }
     }
 
@@ -337,7 +344,7 @@ final class ConnectAdmission {
     private func disconnect(_ reason: DisconnectReason, code: ReasonCode) {
         state.disconnectReason = reason
         if state.version == .v5 { writer.send(.disconnect(DisconnectPacket(reasonCode: code))) }
-        control?.close()
+        state.control?.close()
     }
 
     // MARK: After a reload

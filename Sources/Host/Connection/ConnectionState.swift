@@ -18,9 +18,9 @@ final class ConnectionState {
 
     let broker: BrokerContext
     let facts: ConnectionFacts
-    let eventLoop: any EventLoop
     /// What the connections of this event loop share (batch, scratch space, counters).
     let loop: LoopContext
+    var eventLoop: any EventLoop { loop.eventLoop }
     /// How the router reaches this connection.
     let handle: ConnectionHandle
     let logger: Logger
@@ -41,13 +41,17 @@ final class ConnectionState {
     var keepAliveWindow: TimeAmount? = .seconds(90)
     /// Why the connection ends, for the disconnect hooks (set where the broker decides to close).
     var disconnectReason = DisconnectReason.connectionLost
+    /// The client's will while it is connected (`WillScheduler`).
+    var will: Will?
+    /// The handler, for the stages to call back; set while the handler is in the pipeline (a strong
+    /// reference, cleared in `handlerRemoved`, so no weak reference costs the handler a side table).
+    var control: (any ConnectionControl)?
 
     init(broker: BrokerContext, facts: ConnectionFacts, eventLoop: any EventLoop) {
         self.broker = broker
         self.facts = facts
-        self.eventLoop = eventLoop
         self.loop = broker.loops.context(for: eventLoop)
-        self.handle = ConnectionHandle(eventLoop: eventLoop)
+        self.handle = ConnectionHandle.unattached(on: eventLoop)
         self.logger = broker.logger
     }
 

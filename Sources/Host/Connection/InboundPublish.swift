@@ -15,13 +15,13 @@ final class InboundPublish {
     private let router: Router
     // Settings this connection keeps for its life, read once here rather than through the broker context
     // for every message.
-    private let maxTopicAlias: Int
+    private let messageSizeLimit: Int
+    private let maxTopicAlias: UInt16
     private let maximumQoS: QoS
     private let retainAvailable: Bool
-    private let messageSizeLimit: Int
     /// The Receive Maximum CONNACK announces to a 5.0 client (65,535 when it announces none): more QoS 2
     /// PUBLISH packets than this waiting for PUBREL is a protocol violation (0x93).
-    private let receiveMaximum: Int
+    private let receiveMaximum: UInt16
     /// Topic aliases the client set (5.0), by alias.
     private var aliases: [UInt16: String] = [:]
 
@@ -30,14 +30,14 @@ final class InboundPublish {
         self.gate = gate
         self.writer = writer
         let broker = state.broker
-        policy = PublishPolicy(broker: broker)
+        policy = broker.publishPolicy
         router = broker.router
-        maxTopicAlias = broker.connect.maxTopicAlias
+        maxTopicAlias = UInt16(clamping: broker.connect.maxTopicAlias)
         maximumQoS = broker.router.settings.maximumQoS
         retainAvailable = broker.router.settings.retainAvailable
         messageSizeLimit = broker.connect.messageSizeLimit
         let inflight = broker.connect.maxInflightMessages
-        receiveMaximum = inflight > 0 && inflight < 65535 ? inflight : 65535
+        receiveMaximum = inflight > 0 && inflight < 65535 ? UInt16(inflight) : 65535
     }
 
     /// Handles a PUBLISH: routes or refuses it and acknowledges it, through `batch` (the read batch that
@@ -49,7 +49,7 @@ final class InboundPublish {
         var topic = publish.topic
         if v5 {
             if let alias = publish.properties.topicAlias {
-                guard Int(alias) <= maxTopicAlias else {
+                guard alias <= maxTopicAlias else {
                     throw ProtocolViolation(code: .topicAliasInvalid, message: "topic alias \(alias) above maximum")
                 }
                 if topic.isEmpty {
@@ -72,7 +72,7 @@ final class InboundPublish {
             throw ProtocolViolation(code: .retainNotSupported, message: "retain not supported")
         }
         if v5, publish.qos == .exactlyOnce, let session = state.session,
-           !session.canStoreIncoming(publish.packetID!, limit: receiveMaximum) {
+           !session.canStoreIncoming(publish.packetID!, limit: Int(receiveMaximum)) {
             throw ProtocolViolation(code: .receiveMaximumExceeded,
                                     message: "more than Receive Maximum (\(receiveMaximum)) QoS 2 PUBLISH unacknowledged")
         }

@@ -24,8 +24,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler, SessionConnection, Con
     private let writer: OutboundWriter
     private let admission: ConnectAdmission
     private let inbound: InboundPublish
-    private let subscriptions: SubscriptionRequests
-    private let wills: WillScheduler
+    private var subscriptions: SubscriptionRequests { SubscriptionRequests(state: state) }
+    private var wills: WillScheduler { WillScheduler(state: state) }
     private var decoder: MQTTDecoder
     /// The start of a packet that has not fully arrived, copied out of the read buffer so an idle connection
     /// holds no read buffer.
@@ -40,10 +40,8 @@ final class MQTTConnectionHandler: ChannelInboundHandler, SessionConnection, Con
         self.state = state
         gate = ReadGate(state: state)
         writer = OutboundWriter(state: state)
-        wills = WillScheduler(state: state)
-        admission = ConnectAdmission(state: state, writer: writer, wills: wills)
+        admission = ConnectAdmission(state: state, writer: writer)
         inbound = InboundPublish(state: state, gate: gate, writer: writer)
-        subscriptions = SubscriptionRequests(state: state)
         decoder = MQTTDecoder(maximumPacketSize: broker.connect.maxPacketSize)
     }
 
@@ -54,9 +52,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler, SessionConnection, Con
         self.context = context
         writer.context = context
         gate.context = context
-        gate.control = self
-        admission.control = self
-        writer.control = self
+        state.control = self
         state.handle.attach(self)
         state.remoteAddress = context.channel.remoteAddress?.peerDescription
         state.loop.watch(self)
@@ -70,6 +66,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler, SessionConnection, Con
         self.context = nil
         writer.context = nil
         gate.context = nil
+        state.control = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {

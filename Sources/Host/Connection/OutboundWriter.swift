@@ -8,8 +8,6 @@ import PluginAPI
 /// read batch, or at once outside one.
 final class OutboundWriter {
     private let state: ConnectionState
-    private let hooks: Hooks
-    private let access: AccessControl
     /// Set while the handler is in the pipeline.
     var context: ChannelHandlerContext?
     /// True while a read batch runs: writes wait for its end to be flushed, routing goes through the batch.
@@ -18,17 +16,14 @@ final class OutboundWriter {
     /// Topic aliases this connection uses towards the client (`max_topic_alias_broker`), first come first
     /// served: the first `aliasLimit` topics sent get one, for as long as the connection lives.
     private var aliases: [String: UInt16] = [:]
-    var aliasLimit = 0
+    var aliasLimit: UInt16 = 0
     /// The largest packet the client takes (its 5.0 Maximum Packet Size); 0 = the protocol's limit. A larger
     /// packet is not sent (MQTT-3.1.2-24): a PUBLISH is dropped (as if delivered), any other packet closes
     /// the connection instead.
-    var maximumPacketSize = 0
-    weak var control: (any ConnectionControl)?
+    var maximumPacketSize: UInt32 = 0
 
     init(state: ConnectionState) {
         self.state = state
-        self.hooks = state.broker.hooks
-        self.access = state.broker.access
     }
 
     /// Encodes and writes one packet (flushed at the end of the read batch, or by `flushIfOutsideRead`).
@@ -36,13 +31,13 @@ final class OutboundWriter {
         guard let context else { return }
         var buffer = context.channel.allocator.buffer(capacity: 16)
         packet.write(version: state.version, to: &buffer)
-        if maximumPacketSize > 0 && buffer.readableBytes > maximumPacketSize {
+        if maximumPacketSize > 0 && buffer.readableBytes > Int(maximumPacketSize) {
             // MQTT-3.1.2-24: not sent. The connection closes, as Mosquitto closes it for a CONNACK (Mosquitto
             // sends a SUBACK that does not fit anyway; see README, "Where Midge differs").
             let size = buffer.readableBytes
             state.logger.notice("Client \(state.clientName) disconnected: its \(packet.type) would be \(size) bytes, more than its maximum packet size \(maximumPacketSize).")
             state.disconnectReason = .protocolError(.packetTooLarge, "\(packet.type) larger than the client's maximum packet size")
-            control?.close()
+            state.control?.close()
             return
         }
         state.loop.counters.messagesSent += 1
@@ -67,8 +62,8 @@ final class OutboundWriter {
         guard state.phase == .connected, let session = state.session, let context else { return }
         var wrote = false
         var permit: ((Delivery) -> Bool)?
+        let access = state.broker.access
         if !access.authorizers.isEmpty, let client = state.client {
-            let access = self.access
             permit = { delivery in
                 access.authorize(client: client, access: .read, topic: delivery.message.topic,
                                  qos: delivery.qos, retain: delivery.retain)
@@ -104,7 +99,7 @@ final class OutboundWriter {
         guard !loop.outgoing.isEmpty, let context else { return }
         let version = state.version
         var buffer = context.channel.allocator.buffer(capacity: 256)
-        let maximum = maximumPacketSize
+        let maximum = Int(maximumPacketSize)
         for item in loop.outgoing {
             switch item {
             case .pubrel(let id):
@@ -127,7 +122,7 @@ final class OutboundWriter {
                     if let alias = aliases[topic] {
                         properties.append(.topicAlias(alias))
                         topic = ""
-                    } else if aliases.count < aliasLimit {
+                    } else if aliases.count < Int(aliasLimit) {
                         // Recorded once the packet is really sent (it may be too large for the client).
                         let alias = UInt16(aliases.count + 1)
                         newAlias = alias
@@ -147,6 +142,7 @@ final class OutboundWriter {
                 if let newAlias { aliases[message.topic] = newAlias }
                 loop.counters.messagesSent += 1
                 loop.counters.publishSent += 1
+                let hooks = state.broker.hooks
                 if !hooks.deliver.isEmpty {
                     state.notify(hooks.deliver, "deliver", {
                         DeliverEvent(client: $0, message: HookMessage(

@@ -12,17 +12,19 @@ enum PublishDecision: Sendable {
 /// The rules every message a client sends passes before it is routed, a PUBLISH and a will alike: topics the
 /// broker keeps for itself, the authorization plugins, then the publish hooks (which may rewrite the
 /// message, checked and authorized again, or reject it).
-struct PublishPolicy: Sendable {
+///
+/// One per listener (`BrokerContext.publishPolicy`), shared by its connections.
+final class PublishPolicy: Sendable {
     let access: AccessControl
     let hooks: Hooks
     let settings: RouterSettings
     let logger: Logger
 
-    init(broker: BrokerContext) {
-        access = broker.access
-        hooks = broker.hooks
-        settings = broker.router.settings
-        logger = broker.logger
+    init(access: AccessControl, hooks: Hooks, settings: RouterSettings, logger: Logger) {
+        self.access = access
+        self.hooks = hooks
+        self.settings = settings
+        self.logger = logger
     }
 
     enum Permission {
@@ -57,7 +59,7 @@ struct PublishPolicy: Sendable {
         case .now(let outcome):
             return .now(decide(outcome, message: message, client: client))
         case .later(let future):
-            return .later(future.map { decide($0, message: message, client: client) }
+            return .later(future.map { self.decide($0, message: message, client: client) }
                 .recover { _ in .refuse(.implementationSpecificError) })
         }
     }

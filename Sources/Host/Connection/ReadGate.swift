@@ -36,28 +36,37 @@ final class ReadGate {
     /// How far ahead of what it handles the broker reads from a client held by its publish rate.
     static let rateLookahead = 64 * 1024
 
-    /// `max_publish_rate` / `max_publish_bytes_rate`: this client's allowance; nil when neither is configured.
-    private var allowance: PublishAllowance?
-    /// Set when a PUBLISH left the client in debt: the rate hold starts after that packet (`throttle`).
-    private(set) var throttleDue = false
-    private var throttleLogged = false
+    /// `max_publish_rate` / `max_publish_bytes_rate`: this client's account; nil when neither is configured
+    /// (then a connection holds nothing for them).
+    private let rate: RateAccount?
+
+    private final class RateAccount {
+        var allowance: PublishAllowance
+        /// Set when a PUBLISH left the client in debt: the rate hold starts after that packet (`throttle`).
+        var due = false
+        var logged = false
+        var timer: Scheduled<Void>?
+
+        init(_ allowance: PublishAllowance) { self.allowance = allowance }
+    }
+
+    /// Whether a PUBLISH left the client in debt: `throttle` is due after the packet.
+    var throttleDue: Bool { rate?.due == true }
     private var pauseTimer: Scheduled<Void>?
-    private var rateTimer: Scheduled<Void>?
     private let state: ConnectionState
     var context: ChannelHandlerContext?
-    weak var control: (any ConnectionControl)?
 
     init(state: ConnectionState) {
         self.state = state
-        self.allowance = state.broker.quotas.makePublishAllowance()
+        self.rate = state.broker.quotas.makePublishAllowance().map(RateAccount.init)
     }
 
     /// Stops the timers (the connection is gone).
     func stop() {
         pauseTimer?.cancel()
         pauseTimer = nil
-        rateTimer?.cancel()
-        rateTimer = nil
+        rate?.timer?.cancel()
+        rate?.timer = nil
     }
 
     // MARK: Holds
@@ -96,7 +105,7 @@ final class ReadGate {
         holds.remove(.congestion)
         pauseTimer?.cancel()
         pauseTimer = nil
-        control?.readAgain()
+        state.control?.readAgain()
     }
 
     // MARK: Queueing
@@ -140,9 +149,9 @@ final class ReadGate {
     /// Charges one PUBLISH (`size`: topic plus payload bytes) to the client's allowance; in debt, the packets
     /// after this one wait (`throttle`).
     func chargePublish(size: Int) {
-        guard allowance != nil else { return }
-        if allowance!.take(size: size, now: .now()) {
-            throttleDue = true
+        guard let rate else { return }
+        if rate.allowance.take(size: size, now: .now()) {
+            rate.due = true
             hold(.rate)
         }
     }
@@ -158,27 +167,28 @@ final class ReadGate {
     /// A PUBLISH left the client in debt: reading stops until the debt is paid back, so TCP slows the client
     /// down; then the next packets are handled, each as its allowance permits.
     func throttle() {
-        throttleDue = false
-        guard state.phase == .connected, allowance != nil else {
+        guard let rate else { return }
+        rate.due = false
+        guard state.phase == .connected else {
             holds.remove(.rate)
             return
         }
         // The next packet waits at least a little, so that reading again never recurses into this.
-        let wait = max(allowance!.debt(now: .now()), .milliseconds(1))
-        if !throttleLogged {
-            throttleLogged = true
+        let wait = max(rate.allowance.debt(now: .now()), .milliseconds(1))
+        if !rate.logged {
+            rate.logged = true
             state.broker.quotas.count(.maxPublishRate)
             state.logger.notice("Client \(state.clientName) publishes faster than \(rateLimitsText) per second: reading from it is slowed down.")
         }
         hold(.rate)
-        rateTimer?.cancel()
+        rate.timer?.cancel()
         let bound = NIOLoopBound(self, eventLoop: state.eventLoop)
-        rateTimer = state.eventLoop.scheduleTask(in: wait) {
+        rate.timer = state.eventLoop.scheduleTask(in: wait) {
             let gate = bound.value
             guard gate.state.phase == .connected else { return }
-            gate.rateTimer = nil
+            gate.rate?.timer = nil
             gate.holds.remove(.rate)
-            gate.control?.rateWaitEnded()
+            gate.state.control?.rateWaitEnded()
         }
     }
 

@@ -8,26 +8,22 @@ import PluginAPI
 /// took the session back meanwhile. A will passes the same publish policy as a PUBLISH (reserved topics,
 /// authorization, the publish hooks, which may rewrite or reject it); the will hooks are then told what was
 /// published.
-final class WillScheduler {
-    private let state: ConnectionState
-    private(set) var will: Will?
-
-    init(state: ConnectionState) {
-        self.state = state
-    }
+struct WillScheduler {
+    let state: ConnectionState
+    var will: Will? { state.will }
 
     /// Keeps the CONNECT's will (its payload copied out of the read buffer).
     func keep(_ will: Will?) {
         guard var kept = will else {
-            self.will = nil
+            state.will = nil
             return
         }
         kept.payload = kept.payload.detached()
-        self.will = kept
+        state.will = kept
     }
 
     /// A normal DISCONNECT: no will.
-    func cancel() { will = nil }
+    func cancel() { state.will = nil }
 
     /// Seconds to wait before publishing the will: the 5.0 will delay interval, capped by the session expiry
     /// (the will goes when the session ends, if that comes first); 0 for 3.x.
@@ -39,7 +35,7 @@ final class WillScheduler {
     /// The connection ended abnormally, with no delay: publishes the will now.
     func publishNow() {
         guard let will, let client = state.client else { return }
-        self.will = nil
+        state.will = nil
         Self.publish(will, client: client, broker: state.broker, loop: state.eventLoop)
     }
 
@@ -48,7 +44,7 @@ final class WillScheduler {
     func schedule(for session: Session) {
         guard let will, let client = state.client else { return }
         let delay = self.delay
-        self.will = nil
+        state.will = nil
         let since = session.detachedSince()
         let broker = state.broker
         let loop = state.eventLoop
@@ -73,7 +69,7 @@ final class WillScheduler {
     }
 
     private static func publish(_ will: Will, client: ClientInfo, broker: BrokerContext, loop: any EventLoop) {
-        let policy = PublishPolicy(broker: broker)
+        let policy = broker.publishPolicy
         guard policy.permission(will.topic, qos: will.qos, retain: will.retain, client: { client }) == .allowed else {
             broker.logger.debug("Will of \(client.clientID) to \(will.topic) not published: not authorised.")
             return

@@ -13,53 +13,51 @@ protocol SessionConnection: AnyObject {
     func closeForTakeover()
 }
 
-/// The router's reference to one connection: its event loop, and the connection itself, reachable only on
-/// that loop (`NIOLoopBoundBox` checks it). Sessions, the delivery batch and takeovers hold this, never the
-/// connection; the connection detaches itself (`release`) when its channel closes, so a handle kept by a
-/// session or a paused-publisher list does not keep the connection alive.
-final class ConnectionHandle: Sendable {
-    let eventLoop: any EventLoop
-    private let connection: NIOLoopBoundBox<(any SessionConnection)?>
+/// The router's reference to one connection: a box bound to the connection's event loop holding the
+/// connection, reachable only on that loop (`NIOLoopBoundBox` checks it). Sessions, the delivery batch and
+/// takeovers hold this, never the connection; the connection detaches itself (`release`) when its channel
+/// closes, so a handle kept by a session or a paused-publisher list does not keep the connection alive.
+typealias ConnectionHandle = NIOLoopBoundBox<(any SessionConnection)?>
 
+extension NIOLoopBoundBox where Value == (any SessionConnection)? {
     /// A handle that reaches nothing until `attach` (callable from any thread).
-    init(eventLoop: any EventLoop) {
-        self.eventLoop = eventLoop
-        self.connection = .makeEmptyBox(valueType: (any SessionConnection).self, eventLoop: eventLoop)
+    static func unattached(on eventLoop: any EventLoop) -> ConnectionHandle {
+        .makeEmptyBox(valueType: (any SessionConnection).self, eventLoop: eventLoop)
     }
 
     /// Makes the handle reach `connection` (on `eventLoop`).
     func attach(_ connection: any SessionConnection) {
-        self.connection.value = connection
+        value = connection
     }
 
     /// Forgets the connection (on `eventLoop`), when the channel closes.
     func release() {
-        connection.value = nil
+        value = nil
     }
 
     /// Drains the session into the channel; must be called on `eventLoop`.
     func drainNow() {
-        connection.value?.drainSession()
+        value?.drainSession()
     }
 
     /// Drains soon, from any thread.
     func wakeSoon() {
-        eventLoop.execute { self.connection.value?.drainSession() }
+        eventLoop.execute { self.value?.drainSession() }
     }
 
     /// Checks the client's credentials again (after a reload), from any thread.
     func revalidate() {
-        eventLoop.execute { self.connection.value?.revalidate() }
+        eventLoop.execute { self.value?.revalidate() }
     }
 
     /// Lets a paused publisher read again, from any thread.
     func resumeReading() {
-        eventLoop.execute { self.connection.value?.resumeReading() }
+        eventLoop.execute { self.value?.resumeReading() }
     }
 
     /// Closes the connection because another one took its client id over, from any thread.
     func takeOver() {
-        eventLoop.execute { self.connection.value?.closeForTakeover() }
+        eventLoop.execute { self.value?.closeForTakeover() }
     }
 }
 

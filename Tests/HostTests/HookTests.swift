@@ -124,11 +124,12 @@ struct TestBroker {
     let directory: String
 
     static func start(_ config: String, hooks: [String: any Plugin], files: [String: String] = [:],
-                      hookDeadline: TimeAmount = .seconds(5)) async throws -> TestBroker {
+                      hookDeadline: TimeAmount = .seconds(5),
+                      registry base: PluginRegistry = BuiltInPlugins.registry) async throws -> TestBroker {
         let directory = NSTemporaryDirectory() + "midge-hooks-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         for (name, text) in files { try text.write(toFile: directory + "/" + name, atomically: true, encoding: .utf8) }
-        var registry = BuiltInPlugins.registry
+        var registry = base
         for (name, plugin) in hooks {
             registry.register(PluginDescriptor(name: name, summary: "test") { _, _ in plugin })
         }

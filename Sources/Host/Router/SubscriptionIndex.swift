@@ -1,14 +1,5 @@
-import Atomics
 import MQTT
 import NIOConcurrencyHelpers
-import NIOCore
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// One session that receives a message, with its matching subscriptions merged: a client whose several
 /// subscriptions match gets the message once, at the highest of their QoS, with every subscription identifier
@@ -131,11 +122,6 @@ final class SubscriptionIndex: Sendable {
 
     private let state = NIOLockedValueBox(State())
     private let cacheLimit = 4096
-    /// When `match` last let the other event loops run first (`NIODeadline` nanoseconds).
-    private let lastYield = ManagedAtomic<UInt64>(0)
-    /// `match` yields at most once in this long, all event loops together: at most 10,000 `sched_yield`
-    /// calls a second (about half a microsecond each), whatever the message rate.
-    static let yieldInterval: UInt64 = 100_000
 
     /// Subscriptions now; each member of a shared subscription counts once.
     var subscriptionCount: Int { state.withLockedValue { $0.count } }
@@ -179,17 +165,8 @@ final class SubscriptionIndex: Sendable {
     }
 
     /// Every subscription matching a topic name.
-    ///
-    /// First, unless it did so less than `yieldInterval` ago, it lets the other event loops run (`sched_yield`):
-    /// a client that wrote SUBSCRIBE just before another client's PUBLISH on a connection of another event
-    /// loop would otherwise miss it whenever the kernel runs this loop's thread before that one, both ready
-    /// on the same CPU (with loopback clients the kernel puts them on the writer's CPU; Mosquitto's one thread
-    /// reads the sockets in the order their bytes came). Measured with scripts/order-race: misses of such a
-    /// PUBLISH went from 30% to 0-0.5%, Mosquitto's rate. MQTT orders per connection only: this narrows the
-    /// race, it promises nothing.
     func match(_ topic: String) -> MatchResult {
-        letOtherLoopsRunFirst()
-        return state.withLockedValue { state in
+        state.withLockedValue { state in
             if let hit = state.cache[topic] { return hit }
             var result = MatchResult()
             let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
@@ -199,15 +176,6 @@ final class SubscriptionIndex: Sendable {
             state.cache[topic] = result
             return result
         }
-    }
-
-    @inline(__always)
-    private func letOtherLoopsRunFirst() {
-        let now = NIODeadline.now().uptimeNanoseconds
-        let last = lastYield.load(ordering: .relaxed)
-        guard now &- last >= Self.yieldInterval,
-              lastYield.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged else { return }
-        sched_yield()
     }
 
     private static func collect(_ node: Node, _ levels: ArraySlice<Substring>, dollar: Bool,

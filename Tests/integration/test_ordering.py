@@ -12,6 +12,7 @@ import pytest
 
 import mqttwire as w
 from clients import raw_connected, unique
+from conftest import BROKER_KIND
 
 TRIALS = 200
 MAX_MISSES = TRIALS * 5 // 100
@@ -43,6 +44,9 @@ def misses(b, trials: int = TRIALS) -> int:
     return missed
 
 
+@pytest.mark.xfail(BROKER_KIND == "midge", strict=False,
+                   reason="Midge misses 5-30% when the two connections are on different event loops: the kernel "
+                          "runs the publisher's loop thread first (see README, Ordering race)")
 @pytest.mark.parametrize("acl", [False, True], ids=["no-acl", "acl_file"])
 def test_a_subscription_takes_effect_before_a_publish_written_just_after_it(broker, tmp_path, acl):
     extra = ""

@@ -54,6 +54,33 @@ struct LogFormatTests {
         #expect(line == "{\"time\":\"2023-11-14T22:13:20.042Z\",\"level\":\"info\",\"logger\":\"midge\",\"message\":\"hi\"}\n")
     }
 
+    @Test("lines are cut at Mosquitto's 1,000 bytes, newline included (log__vprintf's char log_line[1000])")
+    func longLinesAreCut() throws {
+        let topic = String(repeating: "t", count: 65_535)
+        let text = try written(.text, level: .notice, "Denied PUBLISH from c to \(topic).")
+        #expect(text.utf8.count == 1000)
+        #expect(text == "Denied PUBLISH from c to " + String(repeating: "t", count: 999 - 25) + "\n")
+        let stamped = try written(.text, timestamps: true, level: .warning, "\(topic)")
+        #expect(stamped.utf8.count == 1000)
+        #expect(stamped.range(of: #"^\d+: Warning: t+\n$"#, options: .regularExpression) != nil)
+        // A character is never split: the line stays valid UTF-8, one byte short here.
+        let accents = try written(.text, level: .notice, "xx\(String(repeating: "é", count: 1000))")
+        #expect(accents.utf8.count == 999)
+        #expect(accents == "xx" + String(repeating: "é", count: 498) + "\n")
+        #expect(try written(.text, level: .notice, "\(String(repeating: "a", count: 999))").utf8.count == 1000)
+
+        for message in [topic, String(repeating: "\"\u{1}é", count: 30_000)] {
+            let json = try written(.json, level: .notice, "\(message)", metadata: ["client": "c1"])
+            #expect(json.utf8.count <= 1000)
+            #expect(json.utf8.count >= 994)
+            #expect(json.hasSuffix("}\n"))
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+            let cut = try #require(object["message"] as? String)
+            #expect(!cut.isEmpty && message.hasPrefix(cut))
+            #expect((object["metadata"] as? [String: Any])?["client"] as? String == "c1")
+        }
+    }
+
     @Test("RFC 3339 times: UTC, zero-padded, milliseconds")
     func times() {
         #expect(MidgeLogHandler.rfc3339(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")

@@ -446,3 +446,40 @@ struct ACLFileLifecycleTests {
         #expect(acl.check(c, .read, "new/x") == .allow)
     }
 }
+
+@Suite("acl-file: SUBSCRIBE to a filter without wildcards")
+struct ACLFilePlainSubscribeTests {
+    /// The plugin answers such a SUBSCRIBE with the topic's `.read` answer instead of the search over filters;
+    /// both give the same answer for every rule set and topic here.
+    @Test func theShortcutAnswersAsTheSearch() throws {
+        let files = [
+            "topic read #\n",
+            "topic deny a/secret\ntopic read a/#\n",
+            "topic write a/#\n",
+            "topic write a/b\ntopic read +/b\n",
+            "topic read $SYS/#\ntopic readwrite +/+\n",
+            "topic deny #\ntopic read a/b\n",
+            "topic readwrite a//c\ntopic read /x\n",
+            "user u\ntopic read a/#\npattern read own/%c/#\npattern write w/%u\n",
+            "pattern readwrite d/%c/#\ntopic read a/+/c\n",
+        ]
+        let topics = ["a", "a/b", "a/secret", "a/b/c", "x/b", "$SYS/x", "$SYS", "b", "a//c", "/x", "own/c1/t",
+                      "own/c1", "w/u", "d/c1/z", "d/c+/z", "a/x/c", "x/y"]
+        let clients = [client("c1"), client("c1", "u"), client("c+", "u"), client("c2", "v")]
+        for text in files {
+            let file = try rules(text)
+            for someone in clients {
+                let compiled = file.rules(for: someone)
+                for topic in topics {
+                    #expect(compiled.decide(.read, topic: topic) == compiled.decideSubscription(ACLFilter(topic)),
+                            "\(text) \(someone.clientID) \(topic)")
+                }
+            }
+        }
+        let acl = try plugin("topic read a/#\ntopic deny a/secret\n")
+        #expect(acl.check(client("c1"), .subscribe, "a/b") == .allow)
+        #expect(acl.check(client("c1"), .subscribe, "a/secret") == denied)
+        #expect(acl.check(client("c1"), .subscribe, "b") == .abstain)
+        #expect(acl.check(client("c1"), .subscribe, "$share/g/a/b") == .allow)
+    }
+}

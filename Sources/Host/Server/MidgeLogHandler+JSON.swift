@@ -4,17 +4,23 @@ import Logging
 extension MidgeLogHandler {
     /// One `log_format json` line: `{"time":…,"level":…,"logger":…,"message":…,"metadata":{…}}` and a newline.
     /// `time` is RFC 3339 in UTC with milliseconds; `metadata` is left out when empty. Keys keep this order.
+    /// The message is cut (as escaped, at a whole character) so that the line takes at most `lineLimit` bytes;
+    /// the metadata is never cut (Midge's own is a few short values).
     static func jsonLine(time: Date, level: Logger.Level, label: String, message: String,
                          metadata: Logger.Metadata) -> String {
         var line = "{\"time\":\"\(rfc3339(time))\",\"level\":\"\(level.rawValue)\",\"logger\":"
         appendJSONString(label, to: &line)
         line += ",\"message\":"
-        appendJSONString(message, to: &line)
+        var rest = ""
         if !metadata.isEmpty {
-            line += ",\"metadata\":"
-            appendJSON(.dictionary(metadata), to: &line)
+            rest += ",\"metadata\":"
+            appendJSON(.dictionary(metadata), to: &rest)
         }
-        line += "}\n"
+        rest += "}\n"
+        // The message's two quotes are part of what it takes.
+        let budget = lineLimit - line.utf8.count - rest.utf8.count - 2
+        appendJSONString(message, to: &line, budget: budget)
+        line += rest
         return line
     }
 
@@ -57,21 +63,29 @@ extension MidgeLogHandler {
     }
 
     /// `text` as a JSON string literal: quotes, backslashes and control characters escaped, the rest as is.
-    private static func appendJSONString(_ text: String, to line: inout String) {
+    /// With a `budget`, the scalars whose escaped form would take the literal's content past that many bytes
+    /// are left out (the quotes are not counted).
+    private static func appendJSONString(_ text: String, to line: inout String, budget: Int = .max) {
         line += "\""
+        var left = budget
         for scalar in text.unicodeScalars {
+            let escaped: String?
             switch scalar {
-            case "\"": line += "\\\""
-            case "\\": line += "\\\\"
-            case "\n": line += "\\n"
-            case "\r": line += "\\r"
-            case "\t": line += "\\t"
+            case "\"": escaped = "\\\""
+            case "\\": escaped = "\\\\"
+            case "\n": escaped = "\\n"
+            case "\r": escaped = "\\r"
+            case "\t": escaped = "\\t"
             case _ where scalar.value < 0x20 || scalar.value == 0x7F:
                 let hex = String(scalar.value, radix: 16)
-                line += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                escaped = "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
             default:
-                line.unicodeScalars.append(scalar)
+                escaped = nil
             }
+            let size = escaped?.utf8.count ?? UTF8.width(scalar)
+            if size > left { break }
+            left -= size
+            if let escaped { line += escaped } else { line.unicodeScalars.append(scalar) }
         }
         line += "\""
     }

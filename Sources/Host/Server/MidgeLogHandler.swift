@@ -63,8 +63,25 @@ struct MidgeLogHandler: LogHandler {
             text += "Error: "
         }
         text += message.description
+        Self.cut(&text, toBytes: Self.lineLimit - 1)
         text += "\n"
         sink.write(text)
+    }
+
+    /// The most bytes a line takes, its newline included: Mosquitto formats each line into a
+    /// `char log_line[1000]` (`log__vprintf`), so a text line holds at most 999 bytes before its newline,
+    /// timestamp and `Warning: ` included, and the rest is cut (a 65,535-byte topic is not written whole).
+    /// A JSON line is cut in its message so that the whole object fits too.
+    static let lineLimit = 1000
+
+    /// Cuts `text` to at most `limit` bytes of UTF-8, at the start of a Unicode scalar (Mosquitto cuts at the
+    /// byte, even inside a character; a cut line here stays valid UTF-8, and is the same for ASCII).
+    static func cut(_ text: inout String, toBytes limit: Int) {
+        let utf8 = text.utf8
+        guard utf8.count > limit else { return }
+        var end = utf8.index(utf8.startIndex, offsetBy: max(0, limit))
+        while end > utf8.startIndex && UTF8.isContinuation(utf8[end]) { end = utf8.index(before: end) }
+        text = String(text.unicodeScalars[..<end])
     }
 
     /// The swift-log levels Mosquitto's `log_type` names enable.

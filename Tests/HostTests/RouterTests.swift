@@ -57,6 +57,19 @@ struct SubscriptionIndexTests {
         #expect(Set(target.identifiers) == [1, 2])
     }
 
+    @Test("the match cache is bounded in bytes, not only in topics: many subscribers per topic, many topics")
+    func cacheIsBoundedInBytes() {
+        let index = SubscriptionIndex()
+        for id in 0..<300 {
+            index.add(Session(clientID: "s\(id)", protocolVersion: .v5, limits: SessionLimits()), subscription("#"))
+        }
+        for topic in 0..<1000 { #expect(index.match("t/\(topic)").subscribers.count == 300) }
+        let use = index.cacheUse
+        #expect(use.bytes <= SubscriptionIndex.cacheByteLimit, "\(use)")
+        #expect(use.topics < 1000, "\(use)")  // 1,000 results of 300 targets do not all fit
+        #expect(use.topics > 0)
+    }
+
     @Test("removing a subscription stops matches and the cache does not serve stale results")
     func removal() {
         let index = SubscriptionIndex()

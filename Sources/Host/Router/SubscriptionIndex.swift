@@ -117,11 +117,30 @@ final class SubscriptionIndex: Sendable {
     private struct State {
         var root = Node()
         var cache: [String: MatchResult] = [:]
+        /// What the cached results hold, estimated in bytes (`cacheCost`).
+        var cacheBytes = 0
         var count = 0
+
+        mutating func clearCache() {
+            cache.removeAll(keepingCapacity: true)
+            cacheBytes = 0
+        }
     }
 
     private let state = NIOLockedValueBox(State())
+    /// The cache holds at most this many topics, and results of at most `cacheByteLimit` bytes in all (a topic
+    /// that many sessions match costs a target each); a result larger than a sixteenth of it is not cached.
     private let cacheLimit = 4096
+    static let cacheByteLimit = 4 << 20
+
+    /// The estimated bytes one cached result holds: its topic, the entry, and one target per subscriber.
+    static func cacheCost(_ topic: String, _ result: MatchResult) -> Int {
+        64 + topic.utf8.count + result.subscribers.count * MemoryLayout<Target>.stride
+            + result.subscribers.reduce(0) { $0 + $1.identifiers.count * 8 } + result.groups.count * 8
+    }
+
+    /// Topics and estimated bytes in the match cache now.
+    var cacheUse: (topics: Int, bytes: Int) { state.withLockedValue { ($0.cache.count, $0.cacheBytes) } }
 
     /// Subscriptions now; each member of a shared subscription counts once.
     var subscriptionCount: Int { state.withLockedValue { $0.count } }
@@ -139,7 +158,7 @@ final class SubscriptionIndex: Sendable {
                 return node.subscribers.updateValue((session, subscription), forKey: ObjectIdentifier(session)) == nil
             }
             if added == true { state.count += 1 }
-            state.cache.removeAll(keepingCapacity: true)
+            state.clearCache()
         }
     }
 
@@ -158,7 +177,7 @@ final class SubscriptionIndex: Sendable {
             } ?? false
             if removed {
                 state.count -= 1
-                state.cache.removeAll(keepingCapacity: true)
+                state.clearCache()
             }
             return removed
         }
@@ -172,8 +191,14 @@ final class SubscriptionIndex: Sendable {
             let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
             Self.collect(state.root, levels[...], dollar: topic.utf8.first == UInt8(ascii: "$"), into: &result)
             if result.subscribers.count > 1 { Self.merge(&result) }
-            if state.cache.count >= cacheLimit { state.cache.removeAll(keepingCapacity: true) }
-            state.cache[topic] = result
+            let cost = Self.cacheCost(topic, result)
+            if cost <= Self.cacheByteLimit / 16 {
+                if state.cache.count >= cacheLimit || state.cacheBytes + cost > Self.cacheByteLimit {
+                    state.clearCache()
+                }
+                state.cache[topic] = result
+                state.cacheBytes += cost
+            }
             return result
         }
     }

@@ -94,6 +94,42 @@ struct PasswordFilePluginTests {
         #expect(try Self.decide(plugin, username: "slowpoke", password: "fast", on: loop) == .deny(.badUserNameOrPassword))
     }
 
+    @Test("costly hashes in flight are bounded (max_pending_hashes): the next CONNECT is told the server is busy")
+    func pendingHashesAreBounded() async throws {
+        let hash = try PasswordHash.make(password: "slow", iterations: 200_000)
+        let scratch = try ScratchDirectory()
+        defer { scratch.remove() }
+        let path = try scratch.write("pw", "slowpoke:\(hash.encoded)\n", mode: 0o600)
+        let log = RecordingLog()
+        let plugin = try PasswordFilePlugin(path: path, context: log.context, maxPendingHashes: 3)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { group.shutdownGracefully { _ in } }
+        let loop = group.next()
+        let wrong = Credentials(username: "slowpoke", password: ByteBuffer(string: "guess"))
+        var later: [EventLoopFuture<Decision>] = []
+        var refused = 0
+        for _ in 0..<10 {
+            switch plugin.authenticate(client: Self.client, credentials: wrong, on: loop) {
+            case .later(let future): later.append(future)
+            case .now(let decision):
+                #expect(decision == .deny(.serverUnavailable))
+                refused += 1
+            }
+        }
+        // 200,000 iterations take milliseconds each: the three admitted are still running while the loop asks.
+        #expect(later.count <= 3 && later.count + refused == 10 && refused >= 7)
+        // Awaited, not waited on: the checks run on Swift's cooperative pool, which a blocked thread would starve.
+        for future in later { #expect(try await future.get() == .deny(.badUserNameOrPassword)) }
+        #expect(plugin.pendingHashes == 0)
+        let right = Credentials(username: "slowpoke", password: ByteBuffer(string: "slow"))
+        guard case .later(let allowed) = plugin.authenticate(client: Self.client, credentials: right, on: loop) else {
+            Issue.record("expected .later")
+            return
+        }
+        #expect(try await allowed.get() == .allow)
+        #expect(log.warnings.filter { $0.contains("max_pending_hashes") }.count == 1)
+    }
+
     @Test("start-up: a missing file is an error naming it; a corrupt line names file:line")
     func startupErrors() throws {
         let scratch = try ScratchDirectory()

@@ -28,21 +28,35 @@ public final class PasswordFilePlugin: AuthenticationPlugin, ReloadablePlugin, S
     /// millisecond); costlier ones run in a task and answer `.later`.
     public static let inlineIterationLimit = 1000
 
+    /// Costly hashes checked at once or waiting, at most (`plugin_opt_max_pending_hashes`). A CONNECT that
+    /// would be one more is refused as if the server were busy (CONNACK 0x88 for 5.0, 3 for 3.x), so that a
+    /// flood of wrong passwords costs bounded CPU and memory; clients whose hash is cheap are not affected.
+    public static let defaultMaxPendingHashes = 32
+
     /// The absolute path of the password file.
     public let path: String
     private let context: PluginContext
     private let snapshot: NIOLockedValueBox<PasswordFile>
+    private let maxPendingHashes: Int
+    /// Costly hashes being checked or waiting now, and the most at once (for tests and logs).
+    private let pending = NIOLockedValueBox((now: 0, refusedLogged: false))
 
-    /// Options: `password_file` (required); a relative path resolves against the config directory.
+    /// Options: `password_file` (required; a relative path resolves against the config directory),
+    /// `max_pending_hashes` (default 32).
     public convenience init(options: inout PluginOptions, context: PluginContext) throws {
         let file = try options.requiredString("password_file")
+        let maxPending = try options.int("max_pending_hashes") ?? Self.defaultMaxPendingHashes
+        guard maxPending > 0 else {
+            throw PluginError(pluginName: "passwd", message: "max_pending_hashes must be at least 1")
+        }
         try options.finish()
-        try self.init(path: file, context: context)
+        try self.init(path: file, context: context, maxPendingHashes: maxPending)
     }
 
     /// Loads `path` (relative paths resolve against `context.configDirectory`); throws naming the file, and
     /// the line for a line that cannot be parsed.
-    public init(path: String, context: PluginContext) throws {
+    public init(path: String, context: PluginContext, maxPendingHashes: Int = defaultMaxPendingHashes) throws {
+        self.maxPendingHashes = maxPendingHashes
         if path.hasPrefix("/") || context.configDirectory.isEmpty {
             self.path = path
         } else {
@@ -70,8 +84,31 @@ public final class PasswordFilePlugin: AuthenticationPlugin, ReloadablePlugin, S
         if hash.iterations <= Self.inlineIterationLimit {
             return .now(Self.decide(hash: hash, password: bytes))
         }
-        return .later(eventLoop.makeFutureWithTask { Self.decide(hash: hash, password: bytes) })
+        let admitted: Bool = pending.withLockedValue {
+            guard $0.now < maxPendingHashes else { return false }
+            $0.now += 1
+            $0.refusedLogged = false
+            return true
+        }
+        guard admitted else {
+            let first = pending.withLockedValue { state -> Bool in
+                defer { state.refusedLogged = true }
+                return !state.refusedLogged
+            }
+            if first {
+                context.logger.warning("\(maxPendingHashes) password checks are running or waiting (max_pending_hashes): further CONNECTs are refused as server unavailable until they finish (logged once while it lasts).")
+            }
+            return .now(.deny(.serverUnavailable))
+        }
+        let pending = self.pending
+        return .later(eventLoop.makeFutureWithTask {
+            defer { pending.withLockedValue { $0.now -= 1 } }
+            return Self.decide(hash: hash, password: bytes)
+        })
     }
+
+    /// Costly hashes being checked or waiting now.
+    public var pendingHashes: Int { pending.withLockedValue { $0.now } }
 
     /// The password file.
     public var watchedFiles: [String] { [path] }

@@ -207,10 +207,13 @@ struct BrokerService: Service {
     let logger: Logger
 
     func run() async throws {
+        // SIGHUP is ignored from before the listeners open (its default action ends the process: a SIGHUP
+        // that came between the first accepted client and the handler below killed the broker once in CI);
+        // one that comes before the handler is ready finds nothing newer to reload than what start() read.
+        signal(SIGHUP, SIG_IGN)
         try await broker.start()
         if let user = broker.config.user { try dropPrivileges(to: user) }
         // SIGHUP reloads password files, ACL files and databases, as in Mosquitto.
-        signal(SIGHUP, SIG_IGN)
         let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
         hangup.setEventHandler { [broker, logger] in
             logger.notice("Received SIGHUP: reloading.")

@@ -55,8 +55,6 @@ final class ConnectionState {
         self.logger = broker.logger
     }
 
-    var isV5: Bool { version == .v5 }
-
     /// The client id once known, else its address: for logs.
     var clientName: String { client?.clientID ?? remoteAddress ?? "unknown" }
 

@@ -196,6 +196,19 @@ func eventually(_ what: String, within seconds: Double = 5, _ condition: () -> B
         #expect(log.firstIndex(of: "subscribe sub t/# 1")! < log.firstIndex(of: "deliver sub t/1")!)
     }
 
+    /// A hook keeps the broker services it is given; those held the hooks (for their failure count), so the
+    /// two kept each other, and with them the router and the event loops, alive after shutdown (found under
+    /// `scripts/test-sanitizers address`). This failed before the services held only the count.
+    @Test func aBrokerThatWasShutDownIsFreedWithItsHooks() async throws {
+        weak var services: BrokerServicesProvider?
+        do {
+            let test = try await TestBroker.start("plugin recorder\n", hooks: ["recorder": RecordingHook()])
+            services = test.broker.services
+            await test.stop()
+        }
+        #expect(services == nil)
+    }
+
     @Test func aHookOnlyHearsTheEventsItDeclares() async throws {
         let recorder = RecordingHook(events: [.connect])
         let broker = try await TestBroker.start("allow_anonymous true\nplugin recorder\n", hooks: ["recorder": recorder])

@@ -71,6 +71,16 @@ import Testing
         }
     }
 
+    /// An empty credentials file is no users, read without Foundation's 4 KB leak on empty files (a failure
+    /// under `scripts/test-sanitizers address` before the plugin read with `FileIO`).
+    @Test func emptyCredentialsFile() throws {
+        let (plugin, path) = try plugin("")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let client = ClientInfo(clientID: "c", username: nil, protocolVersion: .v5, listener: "1883")
+        let conversation = try plugin.begin(method: "SCRAM-SHA-256", client: client, on: loop)
+        #expect(step(conversation, "n,,n=user,r=abc")?.isChallenge == true)  // an unknown user gets a made-up salt
+    }
+
     @Test func credentialsFileErrorsNameFileAndLine() throws {
         #expect(throws: SCRAMCredentialsFile.ParseError.self) {
             try SCRAMCredentialsFile(parsing: "\nalice:0:AA==:AA==:AA==\n", file: "f")

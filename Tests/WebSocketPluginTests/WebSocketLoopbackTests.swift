@@ -97,7 +97,12 @@ func exchange(port: Int, send bytes: [UInt8], until done: @escaping @Sendable ([
         }
         .connect(host: "127.0.0.1", port: port).get()
     let bound = channel.eventLoop.scheduleTask(in: .seconds(10)) { channel.close(promise: nil) }
-    try await channel.writeAndFlush(channel.allocator.buffer(bytes: bytes))
+    do {
+        try await channel.writeAndFlush(channel.allocator.buffer(bytes: bytes))
+    } catch where !channel.isActive {
+        // The server closed first: on a loaded machine the client can write after a short handshake timeout
+        // ran out (this failed a test once, under AddressSanitizer). What the server sent is still the reply.
+    }
     let reply = try await promise.futureResult.get()
     bound.cancel()
     try? await channel.close()

@@ -120,6 +120,10 @@ final class Recorder: ChannelInboundHandler {
 final class WebSocketHarness {
     let channel = EmbeddedChannel()
 
+    // An EmbeddedChannel left open keeps its pipeline (and the handlers in it) alive: LeakSanitizer counted
+    // every harness as a leak.
+    deinit { _ = try? channel.finish() }
+
     init(maxFrameSize: Int = 1 << 20, handshakeTimeout: TimeAmount = WebSocketMQTT.defaultHandshakeTimeout) throws {
         let box = RecorderBox()
         let initializer = WebSocketMQTT.wrap({ channel, facts in

@@ -1,4 +1,5 @@
 import Foundation
+import PluginAPI
 
 /// Reads Mosquitto 2.0 configuration files (mosquitto.conf(5) syntax) into a `BrokerConfig`.
 ///
@@ -90,10 +91,13 @@ public enum ConfigParser {
         if isDirectory.boolValue {
             throw ConfigError(file: displayName, line: 0, message: "config file is a directory")
         }
-        guard let data = FileManager.default.contents(atPath: absolutePath) else {
-            throw ConfigError(file: displayName, line: 0, message: "unable to read config file")
+        let text: String?
+        do {
+            text = try FileIO.text(path: absolutePath)
+        } catch {
+            throw ConfigError(file: displayName, line: 0, message: "unable to read config file: \(error)")
         }
-        guard let text = String(data: data, encoding: .utf8) else {
+        guard let text else {
             throw ConfigError(file: displayName, line: 0, message: "malformed UTF-8 in config file")
         }
         return text

@@ -32,7 +32,9 @@ final class Hooks: Sendable {
     /// How long a hook's future may take.
     let deadline: TimeAmount
     let logger: Logger
-    private let failureCount = NIOLockedValueBox(0)
+    /// Hook calls that failed or ran out of time; shared with the statistics, which must not hold the hooks
+    /// (a hook holds the statistics' provider: the two would keep each other, and the broker, alive).
+    let failureCount = NIOLockedValueBox(0)
 
     init(_ entries: [Entry], deadline: TimeAmount = .seconds(5), logger: Logger) {
         all = entries

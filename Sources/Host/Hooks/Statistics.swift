@@ -37,8 +37,8 @@ final class BrokerServicesProvider: BrokerServices, Sendable {
     let eventLoopGroup: any EventLoopGroup
     private let router: Router
     private let loops: LoopContexts
-    /// The hooks, for their failure count.
-    private let hooks: Hooks
+    /// The hooks' failure count (`Hooks.failureCount`; not the hooks, which hold this provider).
+    private let hookFailures: NIOLockedValueBox<Int>
     /// The broker's quotas, for their counts.
     private let quotas: Quotas
     /// Reloads so far, and how many failed.
@@ -50,7 +50,7 @@ final class BrokerServicesProvider: BrokerServices, Sendable {
         self.eventLoopGroup = group
         self.router = router
         self.loops = loops
-        self.hooks = hooks
+        self.hookFailures = hooks.failureCount
         self.quotas = quotas
     }
 
@@ -96,7 +96,7 @@ final class BrokerServicesProvider: BrokerServices, Sendable {
             statistics.subscriptions = router.index.subscriptionCount
             statistics.retainedMessages = router.retained.messageCount
             (statistics.reloads, statistics.reloadsFailed) = reloadCounts.withLockedValue { ($0.all, $0.failed) }
-            statistics.hookFailures = hooks.failures
+            statistics.hookFailures = hookFailures.withLockedValue { $0 }
             statistics.quotaEvents = quotas.eventCounts()
             statistics.publishRateDisconnects = quotas.rateDisconnectCount
             statistics.queuedBytes = quotas.queuedBytes?.current ?? 0

@@ -1,4 +1,5 @@
 import Foundation
+import PluginAPI
 
 #if canImport(Glibc)
 import Glibc

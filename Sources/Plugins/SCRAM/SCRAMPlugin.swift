@@ -83,9 +83,12 @@ public final class SCRAMPlugin: EnhancedAuthenticationPlugin, ReloadablePlugin, 
     private static func load(path: String) throws -> [String: SCRAMCredential] {
         let text: String
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw PluginError(pluginName: "scram", message: "unable to read SCRAM credentials file '\(path)'")
+            guard let read = try FileIO.text(path: path) else {
+                throw PluginError(pluginName: "scram", message: "SCRAM credentials file '\(path)' is not UTF-8")
+            }
+            text = read
+        } catch let error as SystemError {
+            throw PluginError(pluginName: "scram", message: "unable to read SCRAM credentials file '\(path)': \(error)")
         }
         do {
             return try SCRAMCredentialsFile(parsing: text, file: path).users

@@ -1,4 +1,5 @@
 import Foundation
+import PluginAPI
 import PasswordFilePlugin
 
 /// `midge scram [-c] [-D] [-I ITERATIONS] FILE USER [PASSWORD]`: adds or updates a user of a SCRAM-SHA-256
@@ -45,7 +46,7 @@ public enum SCRAMTool {
         }
         var file = SCRAMCredentialsFile()
         if !create && FileManager.default.fileExists(atPath: path) {
-            let text = try String(contentsOfFile: path, encoding: .utf8)
+            guard let text = try FileIO.text(path: path) else { throw Failure(description: "\(path) is not UTF-8") }
             file = try SCRAMCredentialsFile(parsing: text, file: path)
         } else if !create {
             throw Failure(description: "\(path) does not exist (use -c to create it)")

@@ -635,6 +635,28 @@ struct ConfigTests {
         #expect(result.config.plugins.isEmpty)
     }
 
+    /// Found by the config fuzz target: under per_listener_settings, a plugin of one bad listener and an
+    /// option after a second bad listener crashed the parser (index out of range) instead of reporting the
+    /// two listener lines.
+    @Test("a plugin option after a second bad listener is dropped with it, not a crash")
+    func pluginOfADiscardedListener() throws {
+        let result = ConfigParser.parseCollectingErrors(text: """
+            per_listener_settings true
+            listener 8x
+            plugin a
+            listener 9y
+            plugin_opt_x 1
+            auth_plugin_deny_special_chars false
+            listener 1884
+            plugin b
+            plugin_opt_y 2
+            """, file: "test.conf", baseDirectory: "/etc/midge")
+        #expect(result.errors.map(\.line) == [2, 4])
+        #expect(result.config.listeners.map(\.port) == [1884])
+        #expect(result.config.listeners.first?.security?.plugins.map(\.name) == ["b"])
+        #expect(result.config.listeners.first?.security?.plugins.first?.options.map(\.key) == ["y"])
+    }
+
     @Test("errors in several included files are all reported, each with its file")
     func collectsAcrossIncludes() throws {
         let dir = try ConfigScratchDirectory()

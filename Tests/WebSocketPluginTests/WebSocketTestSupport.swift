@@ -122,7 +122,7 @@ final class WebSocketHarness {
 
     // An EmbeddedChannel left open keeps its pipeline (and the handlers in it) alive: LeakSanitizer counted
     // every harness as a leak.
-    deinit { _ = try? channel.finish() }
+    deinit { _ = try? channel.finish(acceptAlreadyClosed: true) }
 
     init(maxFrameSize: Int = 1 << 20, handshakeTimeout: TimeAmount = WebSocketMQTT.defaultHandshakeTimeout) throws {
         let box = RecorderBox()

@@ -209,6 +209,13 @@ struct ConfigFileParser {
         case .discardListener:
             discardedListener = ListenerConfig(port: 0, security: config.perListenerSettings ? SecurityConfig() : nil)
             state.currentListener = .discarded(ConfigFileParser.describe(location))
+            // A plugin of the listener discarded before went with it: its options are dropped too (its index
+            // pointed into the old discarded listener; found by the config fuzz target, where
+            // `plugin_opt_` after a second bad `listener` line crashed the parser).
+            if case .listener(.discarded) = state.currentPlugin?.security {
+                state.currentPlugin = nil
+                state.pluginDiscarded = true
+            }
         case .discardPlugin:
             state.currentPlugin = nil
             state.pluginDiscarded = true

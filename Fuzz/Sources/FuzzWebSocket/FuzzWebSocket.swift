@@ -1,0 +1,152 @@
+import FuzzSupport
+import Logging
+import NIOCore
+import NIOEmbedded
+import PluginAPI
+import Synchronization
+import WebSocketPlugin
+
+/// Input: byte 0 chooses whether a valid upgrade request comes first (bit 0: then the rest are frames) and
+/// the largest frame accepted; byte 1 seeds the sizes the rest arrives in; the rest is what the client sends.
+/// The `websockets` decorator runs on an `EmbeddedChannel` around a recorder standing in for MQTT, which
+/// answers every read with bytes of its own; then the handshake timeout passes and the connection closes.
+/// Checks: after a valid upgrade, what the MQTT side received is a prefix of the binary payloads the client
+/// sent, up to the first frame a server must refuse; after a `101` the server writes only whole, unmasked
+/// frames.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzWebSocket(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
+    guard count >= 2 else { return 0 }
+    let input = Array(UnsafeBufferPointer(start: start, count: count))
+    let upgradeFirst = input[0] & 1 != 0
+    let maxFrameSize = 16 + Int(input[0] >> 1) * 8
+    var stream = upgradeFirst ? Array(upgradeRequest.utf8) : []
+    stream += input[2...]
+
+    let channel = EmbeddedChannel()
+    let received = Counter()
+    let initializer = WebSocketMQTT.wrap({ channel, _ in
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(Recorder(received: received))
+        }
+    }, maxFrameSize: maxFrameSize, handshakeTimeout: .seconds(10), logger: logger)
+    try! initializer(channel, ConnectionFacts(listener: "9001")).wait()
+    try! channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40000)).wait()
+
+    var offset = 0
+    var seed = UInt32(input[1]) &+ 1
+    while offset < stream.count, channel.isActive {
+        seed = seed &* 1_103_515_245 &+ 12_345
+        let size = min(stream.count - offset, 1 + Int((seed >> 16) % 97))
+        do {
+            try channel.writeInbound(channel.allocator.buffer(bytes: stream[offset..<offset + size]))
+        } catch {
+            break
+        }
+        channel.embeddedEventLoop.run()
+        offset += size
+    }
+    channel.embeddedEventLoop.advanceTime(by: .seconds(11))  // past the handshake timeout
+    _ = try? channel.close().wait()  // what the MQTT side closing sends (a close frame) is checked too
+    if upgradeFirst {
+        let seen = received.bytes.withLock { $0 }
+        let sent = dataPayloads(Array(input[2...]), maxFrameSize: maxFrameSize)
+        precondition(seen.count <= sent.count && Array(sent.prefix(seen.count)) == seen,
+                     "MQTT received \(seen.count) bytes that are not what the client sent (\(sent.count) bytes)")
+    }
+
+    var written: [UInt8] = []
+    while let buffer = try? channel.readOutbound(as: ByteBuffer.self) {
+        written += buffer.readableBytesView
+    }
+    _ = try? channel.finish(acceptAlreadyClosed: true)  // plain finish() throws before it drains the loop
+    let head = Array("HTTP/1.1 101".utf8)
+    if written.starts(with: head), let end = headerEnd(written) {
+        precondition(wholeServerFrames(written[end...]), "the server wrote a broken or masked frame")
+    }
+    return 0
+}
+
+private let logger = Logger(label: "fuzz.websocket", factory: { _ in SwiftLogNoOpLogHandler() })
+private let upgradeRequest = "GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1:9001\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"
+
+/// Stands in for the MQTT handler: counts what it reads and answers each read with four bytes.
+private final class Recorder: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let received: Counter
+
+    init(received: Counter) { self.received = received }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        received.bytes.withLock { $0 += buffer.readableBytesView }
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: [0xD0, 0x00, 0x40, 0x02])),
+                              promise: nil)
+    }
+}
+
+private final class Counter: Sendable {
+    let bytes = Mutex<[UInt8]>([])
+}
+
+/// The payloads of the binary and continuation frames in `bytes`, in order, up to the first frame a server
+/// refuses or that has not arrived whole.
+private func dataPayloads(_ bytes: [UInt8], maxFrameSize: Int) -> [UInt8] {
+    var out: [UInt8] = []
+    var index = 0
+    var inMessage = false
+    while index + 2 <= bytes.count {
+        let fin = bytes[index] & 0x80 != 0, reserved = bytes[index] & 0x70, opcode = bytes[index] & 0x0F
+        let masked = bytes[index + 1] & 0x80 != 0
+        var length = Int(bytes[index + 1] & 0x7F)
+        var at = index + 2
+        let extra = length == 126 ? 2 : length == 127 ? 8 : 0
+        guard reserved == 0, masked, at + extra + 4 <= bytes.count else { break }
+        if extra > 0 {
+            guard extra == 2 || bytes[at] & 0x80 == 0 else { break }  // a 64-bit length's top bit must be 0
+            length = bytes[at..<at + extra].reduce(0) { $0 << 8 | Int($1) }
+        }
+        at += extra
+        guard length <= maxFrameSize, at + 4 + length <= bytes.count else { break }
+        let mask = Array(bytes[at..<at + 4])
+        let payload = bytes[at + 4..<at + 4 + length].enumerated().map { $0.element ^ mask[$0.offset % 4] }
+        switch opcode {
+        case 2 where !inMessage, 0 where inMessage:
+            inMessage = !fin
+            out += payload
+        case 9 where fin && length <= 125, 10 where fin && length <= 125:
+            break  // ping, pong
+        default:
+            return out  // text, close, a misplaced continuation, an unknown opcode, a bad control frame
+        }
+        index = at + 4 + length
+    }
+    return out
+}
+
+private func headerEnd(_ bytes: [UInt8]) -> Int? {
+    let marker: [UInt8] = [13, 10, 13, 10]
+    guard bytes.count >= 4 else { return nil }
+    for index in 0...(bytes.count - 4) where Array(bytes[index..<index + 4]) == marker { return index + 4 }
+    return nil
+}
+
+/// Whether `bytes` is a sequence of whole server frames, none masked.
+private func wholeServerFrames(_ bytes: ArraySlice<UInt8>) -> Bool {
+    var index = bytes.startIndex
+    while index < bytes.endIndex {
+        guard index + 2 <= bytes.endIndex, bytes[index + 1] & 0x80 == 0 else { return false }
+        var length = Int(bytes[index + 1] & 0x7F)
+        index += 2
+        let extra = length == 126 ? 2 : length == 127 ? 8 : 0
+        guard index + extra <= bytes.endIndex else { return false }
+        if extra > 0 {
+            length = bytes[index..<index + extra].reduce(0) { $0 << 8 | Int($1) }
+            index += extra
+        }
+        guard length >= 0, index + length <= bytes.endIndex else { return false }
+        index += length
+    }
+    return true
+}

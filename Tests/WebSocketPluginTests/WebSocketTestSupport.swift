@@ -92,6 +92,7 @@ final class Recorder: ChannelInboundHandler {
     var context: ChannelHandlerContext?
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }  // else the two keep each other
 
     func channelActive(context: ChannelHandlerContext) {
         events.append("active")

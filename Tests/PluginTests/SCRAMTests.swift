@@ -81,6 +81,17 @@ import Testing
         #expect(step(conversation, "n,,n=user,r=abc")?.isChallenge == true)  // an unknown user gets a made-up salt
     }
 
+    /// Found by the scram fuzz target: each read of the nonce maker wrapped the stored closure in two more
+    /// thunks, so every exchange got slower and about 100,000 of them overflowed the stack. Before the fix
+    /// this test crashed (stack overflow).
+    @Test func manyExchangesDoNotGrowTheNonceMaker() throws {
+        let (plugin, path) = try plugin("")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        plugin.makeServerNonce = { "n" }
+        for _ in 0..<300_000 { _ = plugin.makeServerNonce() }
+        #expect(plugin.makeServerNonce() == "n")
+    }
+
     @Test func credentialsFileErrorsNameFileAndLine() throws {
         #expect(throws: SCRAMCredentialsFile.ParseError.self) {
             try SCRAMCredentialsFile(parsing: "\nalice:0:AA==:AA==:AA==\n", file: "f")

@@ -1,3 +1,4 @@
+import FuzzSupport
 import MQTT
 import NIOCore
 
@@ -46,13 +47,9 @@ func decodeAll(_ stream: [UInt8], version: ProtocolVersion?, limit: Int, cuts: U
     var buffer = ByteBufferAllocator().buffer(capacity: stream.count)
     var result = Decoded()
     var offset = 0
-    var seed = UInt32(cuts ?? 0) &+ 1
+    var pieces = cuts.map { FuzzCuts(seed: $0, largest: 23) }
     while offset < stream.count {
-        var size = stream.count - offset
-        if cuts != nil {
-            seed = seed &* 1_103_515_245 &+ 12_345
-            size = min(size, 1 + Int((seed >> 16) % 23))
-        }
+        let size = min(stream.count - offset, pieces?.next() ?? stream.count)
         buffer.writeBytes(stream[offset..<offset + size])
         offset += size
         do {

@@ -50,7 +50,8 @@ public func fuzzSQLite(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
 
 /// A byte string as an SQL text literal, whatever it holds.
 private func literal(_ bytes: [UInt8]) -> String {
-    "CAST(x'" + bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined() + "' AS TEXT)"
+    let hex = bytes.map { byte in (byte < 16 ? "0" : "") + String(byte, radix: 16) }.joined()
+    return "CAST(x'\(hex)' AS TEXT)"
 }
 
 /// One database file for the process: a connection that writes the rows, and the plugin's read-only store.

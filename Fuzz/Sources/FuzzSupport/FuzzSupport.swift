@@ -20,6 +20,23 @@ public struct FuzzFields {
     public mutating func text() -> String { String(decoding: bytes(), as: UTF8.self) }
 }
 
+/// Sizes to cut a stream into, from one seed byte: the same input is always cut the same way.
+public struct FuzzCuts {
+    private var state: UInt32
+    private let largest: Int
+
+    public init(seed: UInt8, largest: Int) {
+        state = UInt32(seed) &+ 1
+        self.largest = largest
+    }
+
+    /// The next piece's size, from 1 to `largest`.
+    public mutating func next() -> Int {
+        state = state &* 1_103_515_245 &+ 12_345
+        return 1 + Int((state >> 16) % UInt32(largest))
+    }
+}
+
 /// A directory of this process's own, made once and emptied at exit; in memory (/dev/shm) where there is one,
 /// as targets write files for every input.
 public enum FuzzScratch {

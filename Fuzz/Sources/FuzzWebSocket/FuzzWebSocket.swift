@@ -23,7 +23,7 @@ public func fuzzWebSocket(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     stream += input[2...]
 
     let channel = EmbeddedChannel()
-    let received = Counter()
+    let received = ReceivedBytes()
     let initializer = WebSocketMQTT.wrap({ channel, _ in
         channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(Recorder(received: received))
@@ -33,10 +33,9 @@ public func fuzzWebSocket(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     try! channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40000)).wait()
 
     var offset = 0
-    var seed = UInt32(input[1]) &+ 1
+    var cuts = FuzzCuts(seed: input[1], largest: 97)
     while offset < stream.count, channel.isActive {
-        seed = seed &* 1_103_515_245 &+ 12_345
-        let size = min(stream.count - offset, 1 + Int((seed >> 16) % 97))
+        let size = min(stream.count - offset, cuts.next())
         do {
             try channel.writeInbound(channel.allocator.buffer(bytes: stream[offset..<offset + size]))
         } catch {
@@ -70,13 +69,13 @@ private let logger = Logger(label: "fuzz.websocket", factory: { _ in SwiftLogNoO
 private let upgradeRequest = "GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1:9001\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"
 
-/// Stands in for the MQTT handler: counts what it reads and answers each read with four bytes.
+/// Stands in for the MQTT handler: keeps what it reads and answers each read with four bytes.
 private final class Recorder: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
-    let received: Counter
+    let received: ReceivedBytes
 
-    init(received: Counter) { self.received = received }
+    init(received: ReceivedBytes) { self.received = received }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
@@ -86,8 +85,30 @@ private final class Recorder: ChannelInboundHandler {
     }
 }
 
-private final class Counter: Sendable {
+private final class ReceivedBytes: Sendable {
     let bytes = Mutex<[UInt8]>([])
+}
+
+/// A frame's first bytes: flags, opcode, mask bit, payload length and where the mask key (when masked)
+/// or the payload starts; nil when they have not arrived whole.
+private struct FrameHeader {
+    var fin: Bool, reserved: UInt8, opcode: UInt8, masked: Bool, length: Int, end: Int
+
+    init?(_ bytes: ArraySlice<UInt8>, at index: Int) {
+        guard index + 2 <= bytes.endIndex else { return nil }
+        fin = bytes[index] & 0x80 != 0
+        reserved = bytes[index] & 0x70
+        opcode = bytes[index] & 0x0F
+        masked = bytes[index + 1] & 0x80 != 0
+        length = Int(bytes[index + 1] & 0x7F)
+        let extra = length == 126 ? 2 : length == 127 ? 8 : 0
+        guard index + 2 + extra <= bytes.endIndex else { return nil }
+        if extra > 0 {
+            guard extra == 2 || bytes[index + 2] & 0x80 == 0 else { return nil }  // a 64-bit length's top bit is 0
+            length = bytes[index + 2..<index + 2 + extra].reduce(0) { $0 << 8 | Int($1) }
+        }
+        end = index + 2 + extra
+    }
 }
 
 /// The payloads of the binary and continuation frames in `bytes`, in order, up to the first frame a server
@@ -96,31 +117,22 @@ private func dataPayloads(_ bytes: [UInt8], maxFrameSize: Int) -> [UInt8] {
     var out: [UInt8] = []
     var index = 0
     var inMessage = false
-    while index + 2 <= bytes.count {
-        let fin = bytes[index] & 0x80 != 0, reserved = bytes[index] & 0x70, opcode = bytes[index] & 0x0F
-        let masked = bytes[index + 1] & 0x80 != 0
-        var length = Int(bytes[index + 1] & 0x7F)
-        var at = index + 2
-        let extra = length == 126 ? 2 : length == 127 ? 8 : 0
-        guard reserved == 0, masked, at + extra + 4 <= bytes.count else { break }
-        if extra > 0 {
-            guard extra == 2 || bytes[at] & 0x80 == 0 else { break }  // a 64-bit length's top bit must be 0
-            length = bytes[at..<at + extra].reduce(0) { $0 << 8 | Int($1) }
-        }
-        at += extra
-        guard length <= maxFrameSize, at + 4 + length <= bytes.count else { break }
-        let mask = Array(bytes[at..<at + 4])
-        let payload = bytes[at + 4..<at + 4 + length].enumerated().map { $0.element ^ mask[$0.offset % 4] }
-        switch opcode {
+    while let header = FrameHeader(bytes[...], at: index), header.reserved == 0, header.masked,
+          header.length <= maxFrameSize, header.end + 4 + header.length <= bytes.count {
+        let mask = Array(bytes[header.end..<header.end + 4])
+        let start = header.end + 4
+        let payload = bytes[start..<start + header.length].enumerated().map { $0.element ^ mask[$0.offset % 4] }
+        let control = header.fin && header.length <= 125
+        switch header.opcode {
         case 2 where !inMessage, 0 where inMessage:
-            inMessage = !fin
+            inMessage = !header.fin
             out += payload
-        case 9 where fin && length <= 125, 10 where fin && length <= 125:
+        case 9 where control, 10 where control:
             break  // ping, pong
         default:
             return out  // text, close, a misplaced continuation, an unknown opcode, a bad control frame
         }
-        index = at + 4 + length
+        index = start + header.length
     }
     return out
 }
@@ -136,17 +148,9 @@ private func headerEnd(_ bytes: [UInt8]) -> Int? {
 private func wholeServerFrames(_ bytes: ArraySlice<UInt8>) -> Bool {
     var index = bytes.startIndex
     while index < bytes.endIndex {
-        guard index + 2 <= bytes.endIndex, bytes[index + 1] & 0x80 == 0 else { return false }
-        var length = Int(bytes[index + 1] & 0x7F)
-        index += 2
-        let extra = length == 126 ? 2 : length == 127 ? 8 : 0
-        guard index + extra <= bytes.endIndex else { return false }
-        if extra > 0 {
-            length = bytes[index..<index + extra].reduce(0) { $0 << 8 | Int($1) }
-            index += extra
-        }
-        guard length >= 0, index + length <= bytes.endIndex else { return false }
-        index += length
+        guard let header = FrameHeader(bytes, at: index), !header.masked,
+              header.end + header.length <= bytes.endIndex else { return false }
+        index = header.end + header.length
     }
     return true
 }

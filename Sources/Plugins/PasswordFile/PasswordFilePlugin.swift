@@ -38,7 +38,7 @@ public final class PasswordFilePlugin: AuthenticationPlugin, ReloadablePlugin, S
     private let context: PluginContext
     private let snapshot: NIOLockedValueBox<PasswordFile>
     private let maxPendingHashes: Int
-    /// Costly hashes being checked or waiting now, and the most at once (for tests and logs).
+    /// Costly hashes being checked or waiting now, and whether a refusal was logged since the last admission.
     private let pending = NIOLockedValueBox((now: 0, refusedLogged: false))
 
     /// Options: `password_file` (required; a relative path resolves against the config directory),
@@ -84,18 +84,17 @@ public final class PasswordFilePlugin: AuthenticationPlugin, ReloadablePlugin, S
         if hash.iterations <= Self.inlineIterationLimit {
             return .now(Self.decide(hash: hash, password: bytes))
         }
-        let admitted: Bool = pending.withLockedValue {
-            guard $0.now < maxPendingHashes else { return false }
-            $0.now += 1
-            $0.refusedLogged = false
-            return true
+        let (admitted, firstRefusal) = pending.withLockedValue { state -> (Bool, Bool) in
+            if state.now < maxPendingHashes {
+                state.now += 1
+                state.refusedLogged = false
+                return (true, false)
+            }
+            defer { state.refusedLogged = true }
+            return (false, !state.refusedLogged)
         }
         guard admitted else {
-            let first = pending.withLockedValue { state -> Bool in
-                defer { state.refusedLogged = true }
-                return !state.refusedLogged
-            }
-            if first {
+            if firstRefusal {
                 context.logger.warning("\(maxPendingHashes) password checks are running or waiting (max_pending_hashes): further CONNECTs are refused as server unavailable until they finish (logged once while it lasts).")
             }
             return .now(.deny(.serverUnavailable))

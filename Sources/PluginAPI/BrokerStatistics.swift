@@ -53,6 +53,8 @@ public struct BrokerStatistics: Sendable, Hashable {
     public var publishRateDisconnects = 0
     /// Bytes waiting in all sessions' queues now; only counted under `max_queued_bytes_total` (else 0).
     public var queuedBytes = 0
+    /// Log lines dropped since start because the log destination did not keep up (`log_buffer_size`).
+    public var logLinesDropped = 0
 
     /// All figures at 0.
     public init() {}
@@ -130,6 +132,8 @@ extension BrokerStatistics {
                  \.publishRateDisconnects, metric: "midge_publish_rate_disconnects_total"),
         .gauge("queued_bytes", "Bytes waiting in all sessions' queues (under max_queued_bytes_total only).",
                \.queuedBytes, metric: "midge_queued_bytes"),
+        .counter("log.dropped", "Log lines dropped: the log destination did not keep up (log_buffer_size).",
+                 \.logLinesDropped, metric: "midge_log_lines_dropped_total"),
     ]
 }
 

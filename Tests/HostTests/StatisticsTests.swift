@@ -48,6 +48,7 @@ import Testing
         "midge_hook_failures_total": "counter",
         "midge_publish_rate_disconnects_total": "counter",
         "midge_queued_bytes": "gauge",
+        "midge_log_lines_dropped_total": "counter",
         "midge_quota_exceeded_total": "counter",
         "midge_listener_connections": "gauge",
     ]

@@ -303,6 +303,10 @@ public struct BrokerConfig: Sendable, Equatable {
     public var logTimestampFormat: String?
     /// Midge only (`log_format`): Mosquitto's text lines or one JSON object per line.
     public var logFormat: LogFormat = .text
+    /// `log_buffer_size` (Midge only): the most bytes of log lines waiting for a slow destination; lines that
+    /// do not fit are dropped and counted. 0 = each line is written by the thread that logs it (Mosquitto's
+    /// way: nothing dropped, and a destination that blocks stalls the broker).
+    public var logBufferSize = 1 << 20
     public var connectionMessages = true
 
     /// Directives accepted but not (fully) honoured, deprecations, and other notes.

@@ -19,6 +19,7 @@ import PluginAPI
 /// | `log_dest` (`stdout`, `stderr`, `syslog`, `topic`, `file PATH`, `none`), `log_type`, `log_timestamp`, `log_timestamp_format`, `connection_messages` | Supported. `log_dest dlt`: warning, not implemented. |
 /// | `max_inflight_messages`, `max_inflight_bytes`, `max_queued_messages`, `max_queued_bytes`, `queue_qos0_messages`, `max_keepalive`, `max_packet_size`, `message_size_limit`, `persistent_client_expiration`, `retain_available`, `upgrade_outgoing_qos`, `set_tcp_nodelay`, `sys_interval`, `user`, `pid_file` | Supported. |
 /// | `log_format text\|json` (Midge only) | Supported: `text` (default) writes Mosquitto's lines; `json` one object per line with `time`, `level`, `logger`, `message` and `metadata`. |
+/// | `log_buffer_size BYTES` (Midge only) | Global. Log lines wait for a slow destination in a buffer of this many bytes (default 1048576), written by a thread of their own so that no client waits for the log; lines that do not fit are dropped, counted (`midge_log_lines_dropped_total`) and reported in one warning once the buffer drains. 0 = each line is written at once by the thread that logs it, as Mosquitto does (never dropped; a blocked destination then blocks the broker). |
 /// | `generate_certificates true` (Midge only) | Generates a CA and a server certificate for TLS listeners whose `certfile` and `keyfile` are both missing. |
 /// | `watch_interval SECONDS` (Midge only) | Global. How often the files plugins load (password file, ACL file, SQLite database, certificates, keys, CA, CRL) are checked for changes; a change (an edit, a replaced file, a Kubernetes `..data` symlink swap) reloads the plugins whose files changed, all or nothing, once the files have stayed the same for one more interval. Default 2; decimals allowed (`0.5`); 0 = not watched. |
 /// | `max_connections_total N`, `max_connections_per_user N` (-1 = no limit), `max_connection_rate N [SECONDS]`, `max_publish_rate N`, `max_publish_bytes_rate N`, `max_queued_bytes_total N` (0 = no limit) (Midge only) | Global quotas; what each does per protocol version is in README, Quotas. |
@@ -141,6 +142,8 @@ enum ConfigDirectives {
         .setting("log_timestamp", in: .broker, value: .bool, set: \.logTimestamp),
         .setting("log_timestamp_format", in: .broker, value: .text, set: \.logTimestampFormat, once: true),
         .setting("log_format", in: .broker, value: .logFormat, set: \.logFormat),
+        .setting("log_buffer_size", in: .broker, value: .int(0...Int.max, "0 (write at once) or more"),
+                 set: \.logBufferSize),
         .setting("connection_messages", in: .broker, value: .bool, set: \.connectionMessages),
     ]
 

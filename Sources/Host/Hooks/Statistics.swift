@@ -100,6 +100,7 @@ final class BrokerServicesProvider: BrokerServices, Sendable {
             statistics.quotaEvents = quotas.eventCounts()
             statistics.publishRateDisconnects = quotas.rateDisconnectCount
             statistics.queuedBytes = quotas.queuedBytes?.current ?? 0
+            statistics.logLinesDropped = MidgeLogHandler.Sink.installed.withLockedValue { $0 }?.droppedLines ?? 0
             return statistics
         }
     }

@@ -193,7 +193,9 @@ public struct MidgeCommand: AsyncParsableCommand {
             default: break
             }
         }
-        let sink = MidgeLogHandler.Sink(handles: handles, timestamps: config.logTimestamp, format: config.logFormat)
+        let sink = MidgeLogHandler.Sink(handles: handles, timestamps: config.logTimestamp, format: config.logFormat,
+                                        bufferBytes: config.logBufferSize)
+        MidgeLogHandler.Sink.installed.withLockedValue { $0 = sink }
         let levels = MidgeLogHandler.levels(for: config.logTypes, verbose: verbose)
         // Every logger of the process (plugins' included) writes the same way.
         LoggingSystem.bootstrap { label in MidgeLogHandler(label: label, sink: sink, enabled: levels) }

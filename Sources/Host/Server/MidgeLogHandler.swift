@@ -5,28 +5,6 @@ import NIOConcurrencyHelpers
 /// Writes log lines as Mosquitto does (`SECONDS: message`), or as JSON objects under `log_format json`, to the
 /// destinations `log_dest` names, for the types `log_type` enables.
 struct MidgeLogHandler: LogHandler {
-    /// Where lines go; shared by every logger of the process.
-    final class Sink: Sendable {
-        /// Keeps each line whole when several threads log at once.
-        private let lock = NIOLock()
-        private let handles: [FileHandle]
-        let timestamps: Bool
-        let format: LogFormat
-
-        init(handles: [FileHandle], timestamps: Bool, format: LogFormat = .text) {
-            self.handles = handles
-            self.timestamps = timestamps
-            self.format = format
-        }
-
-        func write(_ line: String) {
-            let data = Data(line.utf8)
-            lock.withLock {
-                for handle in handles { try? handle.write(contentsOf: data) }
-            }
-        }
-    }
-
     let sink: Sink
     let enabled: Set<Logger.Level>
     /// The logger's label (`midge`, `midge.plugin.NAME`, ...): the `logger` field of JSON lines.

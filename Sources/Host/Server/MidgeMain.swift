@@ -22,13 +22,24 @@ public enum MidgeMain {
             exit(status)
         }
         MidgeCommand.registry = registry
+        // A log destination whose reader went away (`midge | head`) is an error to write to, not the end of
+        // the broker (Mosquitto ignores SIGPIPE too); sockets have their own guard (NIO's).
+        signal(SIGPIPE, SIG_IGN)
         do {
             let command = try MidgeCommand.parse(arguments)
             try command.detachIfAsked()
             try await command.execute()
         } catch {
+            flushLog()
             MidgeCommand.exit(withError: error)
         }
+        flushLog()
         exit(0)
+    }
+
+    /// Writes what the log still holds before the process exits, waiting at most two seconds for a destination
+    /// that does not take it (SIGTERM must end the broker even when nobody reads its stderr).
+    private static func flushLog() {
+        MidgeLogHandler.Sink.installed.withLockedValue { $0 }?.flush(timeout: 2)
     }
 }

@@ -52,9 +52,12 @@ final class LoopContext {
     // they cost none; only this loop's thread touches them.
     private let outgoingStorage = UnsafeMutablePointer<[Session.Outgoing]>.allocate(capacity: 1)
     private let countersStorage = UnsafeMutablePointer<LoopCounters>.allocate(capacity: 1)
-    /// Connections with a keep-alive deadline, checked by one timer per event loop instead of one scheduled
-    /// task per connection (which costs every idle connection a few hundred bytes).
-    private var watched: [ObjectIdentifier: MQTTConnectionHandler] = [:]
+    /// Connections by their keep-alive deadline, on one timing wheel per event loop ticking every
+    /// `tickInterval`: a tick looks only at the connections whose deadline came (instead of one scheduled task
+    /// per connection, a few hundred bytes each, or a look at every connection on every tick). A read does not
+    /// touch the wheel: a connection whose deadline came is looked at, and put back at its new deadline when
+    /// it was heard from meanwhile.
+    private(set) var keepAlive = TimingWheel<MQTTConnectionHandler>(resolution: tickInterval, slots: 512)
     private var tick: RepeatedTask?
     static let tickInterval = TimeAmount.milliseconds(250)
 
@@ -72,8 +75,15 @@ final class LoopContext {
         countersStorage.deallocate()
     }
 
+    /// Puts `handler` on the wheel at its keep-alive deadline (moving it if it was there already), or takes it
+    /// off when it has none.
     func watch(_ handler: MQTTConnectionHandler) {
-        watched[ObjectIdentifier(handler)] = handler
+        let key = ObjectIdentifier(handler)
+        guard let deadline = handler.keepAliveDeadline(now: .now()) else {
+            keepAlive.remove(key)
+            return
+        }
+        keepAlive.schedule(key, handler, at: deadline)
         if tick == nil {
             let bound = NIOLoopBound(self, eventLoop: eventLoop)
             tick = eventLoop.scheduleRepeatedTask(initialDelay: Self.tickInterval, delay: Self.tickInterval) { _ in
@@ -83,16 +93,18 @@ final class LoopContext {
     }
 
     func unwatch(_ handler: MQTTConnectionHandler) {
-        watched[ObjectIdentifier(handler)] = nil
+        keepAlive.remove(ObjectIdentifier(handler))
     }
 
-    private func checkDeadlines() {
-        let now = NIODeadline.now()
-        var expired: [MQTTConnectionHandler] = []
-        for handler in watched.values where handler.keepAliveExpired(now: now) {
-            expired.append(handler)
+    func checkDeadlines(now: NIODeadline = .now()) {
+        for handler in keepAlive.advance(to: now) {
+            guard let deadline = handler.keepAliveDeadline(now: now) else { continue }
+            if deadline <= now {
+                handler.keepAliveTimedOut()
+            } else {
+                keepAlive.schedule(ObjectIdentifier(handler), handler, at: deadline)
+            }
         }
-        for handler in expired { handler.keepAliveTimedOut() }
     }
 }
 

@@ -38,7 +38,9 @@ final class ConnectionState {
     var sessionExpiry: UInt32?
     /// How long the connection may stay silent (1.5 times the keep alive; a grace period before CONNECT);
     /// nil for none.
-    var keepAliveWindow: TimeAmount? = .seconds(90)
+    var keepAliveWindow: TimeAmount? = .seconds(90) {
+        didSet { control?.keepAliveChanged() }
+    }
     /// Why the connection ends, for the disconnect hooks (set where the broker decides to close).
     var disconnectReason = DisconnectReason.connectionLost
     /// The client's will while it is connected (`WillScheduler`).
@@ -79,6 +81,8 @@ protocol ConnectionControl: AnyObject {
     func readAgain()
     /// The publish-rate wait ended: the keep-alive window starts again, then reading goes on.
     func rateWaitEnded()
+    /// `keepAliveWindow` changed: the keep-alive deadline moves.
+    func keepAliveChanged()
 }
 
 /// A protocol rule broken with a specific 5.0 reason code.

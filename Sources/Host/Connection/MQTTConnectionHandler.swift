@@ -343,7 +343,7 @@ final class MQTTConnectionHandler: ChannelInboundHandler, SessionConnection, Con
     func admitted() {
         guard state.phase == .connected else { return }
         lastRead = .now()
-        if state.keepAliveWindow == nil { state.loop.unwatch(self) }
+        state.loop.watch(self)  // the client's window from now (or none)
         if let session = state.session { writer.resume(session) }
         writer.flushIfOutsideRead()
         // Packets that arrived while authentication ran (their answers are flushed when that ended outside a
@@ -438,13 +438,20 @@ final class MQTTConnectionHandler: ChannelInboundHandler, SessionConnection, Con
 
     // MARK: Keep alive
 
-    /// Whether the client has been silent longer than its keep-alive window allows. Time spent held back by
-    /// its publish rate does not count: the broker is not reading then.
-    func keepAliveExpired(now: NIODeadline) -> Bool {
-        guard let window = state.keepAliveWindow, state.phase != .closed, !gate.holds.contains(.rate) else {
-            return false
-        }
-        return now - lastRead >= window
+    /// When the client's silence exceeds its keep-alive window; nil when it has none or the connection closed.
+    /// Time spent held back by its publish rate does not count (the broker is not reading then): while that
+    /// lasts, the answer is a second from `now`, to be asked again.
+    func keepAliveDeadline(now: NIODeadline) -> NIODeadline? {
+        guard let window = state.keepAliveWindow, state.phase != .closed else { return nil }
+        if gate.holds.contains(.rate) { return now + .seconds(1) }
+        return lastRead + window
+    }
+
+    /// The keep-alive window changed (CONNECT set the client's, CONNACK ended the pre-CONNECT grace period):
+    /// the connection's place on the loop's wheel moves with it.
+    func keepAliveChanged() {
+        guard context != nil else { return }
+        state.loop.watch(self)
     }
 
     /// Closes a connection that stayed silent too long (its will is published).

@@ -278,6 +278,40 @@ struct WillTimerTests {
 
 @Suite("Router sessions")
 struct RouterSessionTests {
+    @Test("the expiry sweep looks only at offline sessions whose time came, not at every session each second")
+    func sweepLooksOnlyAtDueSessions() {
+        var settings = RouterSettings()
+        settings.persistentClientExpiration = 3_600
+        let router = Router(settings: settings, logger: Logger(label: "test"))
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        func connect(_ id: String, expiry: UInt32?) -> (Session, ConnectionHandle) {
+            let handle = ConnectionHandle.unattached(on: loop)
+            let result = router.connect(clientID: id, cleanStart: false, version: expiry == nil ? .v3_1_1 : .v5,
+                                        expiry: expiry, handle: handle, receiveMaximum: 65535, maximumPacketSize: 0)
+            return (result.session, handle)
+        }
+        for i in 0..<500 { _ = connect("online-\(i)", expiry: nil) }
+        for i in 0..<500 {
+            let (session, handle) = connect("offline-\(i)", expiry: nil)  // 3.x: persistent_client_expiration
+            router.disconnect(session, handle: handle, expiry: nil)
+        }
+        let (short, handle) = connect("short", expiry: 5)
+        router.disconnect(short, handle: handle, expiry: 5)
+        let (back, backHandle) = connect("back", expiry: 5)
+        router.disconnect(back, handle: backHandle, expiry: 5)
+        _ = connect("back", expiry: 5)  // resumed: no longer expiring
+        let now = NIODeadline.now()
+        for second in 1...4 { #expect(router.sweepExpiredSessions(now: now + .seconds(Int64(second))) == 0) }
+        #expect(router.sessionsLookedAtBySweep == 0)
+        #expect(router.sweepExpiredSessions(now: now + .seconds(7)) == 1)
+        #expect(router.sessionsLookedAtBySweep == 1)
+        #expect(router.sessionCount == 1_001)
+        // An hour later the 500 offline 3.x sessions go, each looked at once.
+        #expect(router.sweepExpiredSessions(now: now + .seconds(3_602)) == 500)
+        #expect(router.sessionsLookedAtBySweep == 501)
+        #expect(router.sessionCount == 501)
+    }
+
     @Test("persistent sessions resume with session present; clean ones start over; expiry ends offline sessions")
     func sessions() async throws {
         var settings = RouterSettings()
@@ -300,7 +334,8 @@ struct RouterSessionTests {
         router.disconnect(b.session, handle: second, expiry: nil)
         #expect(!b.session.isConnected)
         #expect(router.sessionCount == 1)
-        #expect(router.sweepExpiredSessions() == 1)
+        // The sweep's resolution is a second: an expiry of 0 has passed by the next one.
+        #expect(router.sweepExpiredSessions(now: .now() + .seconds(2)) == 1)
         #expect(router.sessionCount == 0)
         let third = ConnectionHandle.unattached(on: loop)
         let c = router.connect(clientID: "c", cleanStart: false, version: .v3_1_1, expiry: nil, handle: third,

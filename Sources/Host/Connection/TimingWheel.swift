@@ -7,7 +7,7 @@ import NIOCore
 ///
 /// Not thread-safe: its owner keeps it on one event loop (`LoopContext`) or under its lock (`Router`).
 struct TimingWheel<Value> {
-    private struct Entry {
+    fileprivate struct Entry {
         var deadline: NIODeadline
         var value: Value
     }
@@ -76,3 +76,6 @@ struct TimingWheel<Value> {
         return due
     }
 }
+
+extension TimingWheel: Sendable where Value: Sendable {}
+extension TimingWheel.Entry: Sendable where Value: Sendable {}

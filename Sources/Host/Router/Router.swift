@@ -27,6 +27,8 @@ final class Router: Sendable {
         var sessions: [String: Session] = [:]
         var connected = 0
         var connectedMaximum = 0
+        /// Offline sessions that can expire, by when: the sweep looks only at those whose time came.
+        var expiring = TimingWheel<Session>(resolution: .seconds(1), slots: 4096)
 
         mutating func countConnected(_ change: Int) {
             connected += change
@@ -65,12 +67,14 @@ final class Router: Sendable {
                !isExpired(existing, now: now) {
                 let old = existing.attach(handle, version: version, expiry: expiry, receiveMaximum: receiveMaximum,
                                           maximumPacketSize: maximumPacketSize)
+                table.expiring.remove(ObjectIdentifier(existing))
                 if old == nil { table.countConnected(+1) }
                 return ConnectResult(session: existing, sessionPresent: true, replaced: old)
             }
             let old = table.sessions[clientID]
             discarded = old
             old?.supersede()
+            if let old { table.expiring.remove(ObjectIdentifier(old)) }
             let session = Session(clientID: clientID, protocolVersion: version, limits: settings.session)
             _ = session.attach(handle, version: version, expiry: expiry, receiveMaximum: receiveMaximum,
                                maximumPacketSize: maximumPacketSize)
@@ -86,7 +90,12 @@ final class Router: Sendable {
     /// Detaches a connection from its session; ends the session when its expiry is 0.
     func disconnect(_ session: Session, handle: ConnectionHandle, expiry: UInt32?) {
         guard session.detach(handle, expiry: expiry) else { return }  // taken over meanwhile
-        table.withLockedValue { $0.countConnected(-1) }
+        table.withLockedValue { table in
+            table.countConnected(-1)
+            if expiry != 0, table.sessions[session.clientID] === session, let deadline = expiryDeadline(session) {
+                table.expiring.schedule(ObjectIdentifier(session), session, at: deadline)
+            }
+        }
         if expiry == 0 { end(session) }
     }
 
@@ -99,6 +108,7 @@ final class Router: Sendable {
         let removed: Bool = table.withLockedValue {
             guard $0.sessions[session.clientID] === session else { return false }
             $0.sessions[session.clientID] = nil
+            $0.expiring.remove(ObjectIdentifier(session))
             return true
         }
         if removed { endShared(session) }
@@ -130,26 +140,40 @@ final class Router: Sendable {
     }
 
     private func isExpired(_ session: Session, now: NIODeadline) -> Bool {
-        guard let since = session.disconnectedAt else { return false }
+        guard let deadline = expiryDeadline(session) else { return false }
+        return now >= deadline
+    }
+
+    /// When an offline session expires: its 5.0 expiry interval, or `persistent_client_expiration` for a 3.x
+    /// one, after it went offline; nil while it is connected or when it never expires.
+    private func expiryDeadline(_ session: Session) -> NIODeadline? {
+        guard let since = session.disconnectedAt else { return nil }
         let limit: Int64
         if let expiry = session.expiryInterval {
-            if expiry == UInt32.max { return false }
+            if expiry == UInt32.max { return nil }
             limit = Int64(expiry)
         } else if let expiration = settings.persistentClientExpiration {
             limit = Int64(expiration)
         } else {
-            return false
+            return nil
         }
-        return now - since >= .seconds(limit)
+        return since + .seconds(limit)
     }
 
-    /// Ends offline sessions whose expiry has passed. Returns how many ended.
+    /// Ends offline sessions whose expiry has passed (looking only at those whose time came, at a resolution
+    /// of a second). Returns how many ended.
     @discardableResult
-    func sweepExpiredSessions() -> Int {
-        let now = NIODeadline.now()
+    func sweepExpiredSessions(now: NIODeadline = .now()) -> Int {
         let expired: [Session] = table.withLockedValue { table in
-            let list = table.sessions.values.filter { isExpired($0, now: now) }
-            for session in list { table.sessions[session.clientID] = nil }
+            var list: [Session] = []
+            for session in table.expiring.advance(to: now) where table.sessions[session.clientID] === session {
+                if isExpired(session, now: now) {
+                    table.sessions[session.clientID] = nil
+                    list.append(session)
+                } else if let deadline = expiryDeadline(session) {
+                    table.expiring.schedule(ObjectIdentifier(session), session, at: deadline)
+                }
+            }
             return list
         }
         if !expired.isEmpty { counters.withLockedValue { $0.expired += expired.count } }
@@ -159,6 +183,9 @@ final class Router: Sendable {
         }
         return expired.count
     }
+
+    /// Offline sessions the sweep has looked at since the start (what sweeping costs, for tests).
+    var sessionsLookedAtBySweep: Int { table.withLockedValue { $0.expiring.visited } }
 
     var sessionCount: Int { table.withLockedValue { $0.sessions.count } }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Histogram
 import MQTT
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -81,6 +82,12 @@ struct MidgeBench: ParsableCommand {
     var messages = 0
     @Option(name: .customLong("floor-threads"), help: "Event loops of the floor server (default: cores).")
     var floorThreads: Int?
+    @Option(help: "idle: comma-separated connection counts below --connections at which the broker's RSS is also sampled (connections stay open from step to step).")
+    var steps = ""
+    @Option(help: "connect-storm: end after this many connect cycles in all (shared among the workers), not after --duration; no warm-up.")
+    var total = 0
+    @Flag(name: .customLong("until-stdin-closes"), help: "End the measured window early when standard input closes (a driver script's canary).")
+    var untilStdinCloses = false
 
     mutating func validate() throws {
         guard (0...2).contains(qos) else { throw ValidationError("--qos must be 0, 1 or 2") }
@@ -103,7 +110,7 @@ struct MidgeBench: ParsableCommand {
         let fileLimit = raiseFileLimit()
         // Whatever happens, the run ends: a watchdog well past the longest legitimate run.
         let budget = 3 * timeout + warmup + duration + drain + 15
-            + (scenario == .idle ? Double(connections ?? 1000) / 500.0 * timeout : 0)
+            + (scenario == .idle ? Double(connections ?? 1000) / 500.0 * timeout : 0) + Double(total) / 200
         let watchdogScenario = scenario.rawValue
         let watchdogLabel = label
         Thread.detachNewThread {
@@ -118,11 +125,20 @@ struct MidgeBench: ParsableCommand {
             fflush(nil)  // every output stream (stdout is a C global Swift 6 will not touch)
             Foundation.exit(2)
         }
+        if untilStdinCloses {
+            Thread.detachNewThread {
+                _ = FileHandle.standardInput.readDataToEndOfFile()
+                stopRequested.withLockedValue { $0 = true }
+            }
+        }
         let runner = Runner(options: self, fileLimit: fileLimit)
         let ok = runner.run()
         if !ok { throw ExitCode(1) }
     }
 }
+
+/// Set when standard input closed under `--until-stdin-closes`: the measured window ends.
+let stopRequested = NIOLockedValueBox(false)
 
 /// One client to open: its role, identity and topic.
 struct ClientSpec: Sendable {
@@ -395,7 +411,7 @@ final class Runner {
         func sampleUntil(_ end: Double) {
             while true {
                 let now = monotonicSeconds()
-                if now >= end { return }
+                if now >= end || stopRequested.withLockedValue({ $0 }) { return }
                 sleepSeconds(min(counted ? 0.02 : 0.25, end - now))
                 let snapshot = registry.snapshot() + (sinkRegistry?.snapshot() ?? .init())
                 samples.append((monotonicSeconds(), snapshot))
@@ -557,29 +573,46 @@ final class Runner {
         let workers = connections
         fields += [("connections", .int(workers))]
         guard let address = resolve() else { return finish(error: "cannot resolve \(host)") }
+        let counted = o.total > 0
+        if counted { fields.append(("total", .int(o.total))) }
         let brokerStart = brokerSample()
         let t0 = nowNanos()
-        let from = t0 + UInt64(o.warmup * 1e9)
-        let to = from + UInt64(o.duration * 1e9)
+        let from = counted ? t0 : t0 + UInt64(o.warmup * 1e9)
+        let to = counted ? UInt64.max : from + UInt64(o.duration * 1e9)
         registry.forEach { stats in
             stats.measureFrom = from
             stats.measureTo = to
         }
         let base = settings()
         var done: [EventLoopFuture<Void>] = []
+        // The window's start: now with --total, after the warm-up otherwise.
+        var t1 = monotonicSeconds()
+        var s1 = registry.snapshot()
+        var cpu1 = processCPUSeconds()
+        var broker1 = brokerSample()
+        var machine1 = machineCPU()
         for w in 0..<workers {
             let loop = group.next()
+            // --total: this worker's share of the cycles.
+            let cycles = counted ? o.total / workers + (w < o.total % workers ? 1 : 0) : Int.max
             let worker = StormWorker(loop: loop, address: address, settings: base, stats: registry.on(loop),
-                                     problems: problems, prefix: "mb\(runID)-c\(w)-", timeout: o.timeout)
+                                     problems: problems, prefix: "mb\(runID)-c\(w)-", timeout: o.timeout,
+                                     cycles: cycles)
             done.append(loop.flatSubmit { worker.start() })
         }
-        sleepSeconds(o.warmup)
-        let t1 = monotonicSeconds()
-        let s1 = registry.snapshot()
-        let cpu1 = processCPUSeconds()
-        let broker1 = brokerSample()
-        let machine1 = machineCPU()
-        sleepSeconds(o.duration)
+        if !counted {
+            sleepSeconds(o.warmup)
+            t1 = monotonicSeconds()
+            s1 = registry.snapshot()
+            cpu1 = processCPUSeconds()
+            broker1 = brokerSample()
+            machine1 = machineCPU()
+            sleepSeconds(o.duration)
+        }
+        if counted {
+            // Until every worker did its share: each cycle is bounded by --timeout, the run by the watchdog.
+            for future in done { _ = try? future.wait() }
+        }
         let t2 = monotonicSeconds()
         let s2 = registry.snapshot()
         let cpu2 = processCPUSeconds()
@@ -598,7 +631,7 @@ final class Runner {
         let failures = s2.failures - s1.failures
         let genCPU = (cpu2 - cpu1) / wall * 100
         fields += [("duration_s", .number(wall, 3)), ("connects_per_s", .number(rate, 0)),
-                   ("failures", .int(failures))]
+                   ("connects", .int(s2.sent - s1.sent)), ("failures", .int(failures))]
         var latencyText = ""
         if histogram.totalCount > 0 {
             let p = { (q: Double) in Double(histogram.valueAtPercentile(q)) / 1000 }
@@ -677,8 +710,38 @@ final class Runner {
                 }
             }
         } else {
-            let specs = (0..<n).map { ClientSpec(role: .idle, clientID: "mb\(runID)-i\($0)", topic: "") }
-            (channels, failures) = openAll(specs, settings: settings(), address: address)
+            // Opened step by step (each step's count in all), the broker's RSS sampled after each.
+            let stepCounts = (o.steps.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 && $0 < n }
+                + [n]).sorted()
+            var stepResults: [JSON] = []
+            var stepLines: [String] = []
+            var reached = 0
+            for count in stepCounts {
+                let stepStart = monotonicSeconds()
+                let specs = (reached..<count).map { ClientSpec(role: .idle, clientID: "mb\(runID)-i\($0)", topic: "") }
+                let (more, failed) = openAll(specs, settings: settings(), address: address)
+                let stepTime = monotonicSeconds() - stepStart
+                channels += more
+                failures += failed
+                reached = count
+                guard stepCounts.count > 1 else { break }
+                sleepSeconds(1)  // the broker settles (its allocator's lazily touched pages) before the sample
+                let sample = brokerSample()
+                var step: [(String, JSON)] = [("connections", .int(count)), ("open", .int(channels.count)),
+                                              ("connects_per_s", .number(Double(specs.count) / stepTime, 0))]
+                var text = "  \(grouped(Double(count))) open: \(grouped(Double(specs.count) / stepTime)) connects/s"
+                if let a = before.rss, let b = sample.rss {
+                    let perConnection = Double(b - a) * 1024 / Double(max(1, channels.count))
+                    step += [("broker_rss_kib", .int(b)), ("rss_per_conn_bytes", .number(perConnection, 0))]
+                    text += ", broker RSS \(b / 1024) MiB, \(fixed(perConnection / 1024, 2)) KiB per connection"
+                }
+                stepResults.append(.object(step))
+                stepLines.append(text)
+            }
+            if !stepResults.isEmpty {
+                fields.append(("steps", .array(stepResults)))
+                human += stepLines
+            }
         }
         let setupTime = monotonicSeconds() - t0
         sleepSeconds(max(o.duration, 0.5))
@@ -745,10 +808,13 @@ final class StormWorker: @unchecked Sendable {
     let prefix: String
     let timeout: Double
     var count = 0
+    /// Cycles left (Int.max: until the run stops).
+    var cycles: Int
     var done: EventLoopPromise<Void>?
 
     init(loop: any EventLoop, address: SocketAddress, settings: ClientSettings, stats: LoopStats,
-         problems: Problems, prefix: String, timeout: Double) {
+         problems: Problems, prefix: String, timeout: Double, cycles: Int = .max) {
+        self.cycles = cycles
         self.loop = loop
         self.address = address
         self.settings = settings
@@ -766,10 +832,11 @@ final class StormWorker: @unchecked Sendable {
     }
 
     private func cycle() {
-        guard stats.running else {
+        guard stats.running, cycles > 0 else {
             done?.succeed(())
             return
         }
+        cycles -= 1
         count += 1
         let ready = loop.makePromise(of: Void.self)
         let stats = self.stats

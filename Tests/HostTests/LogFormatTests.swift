@@ -9,7 +9,7 @@ struct LogFormatTests {
     private func written(_ format: LogFormat, timestamps: Bool = false, label: String = "midge.test",
                          level: Logger.Level, _ message: Logger.Message,
                          metadata: Logger.Metadata? = nil) throws -> String {
-        let pipe = Pipe()
+        let pipe = TestPipe()
         let sink = MidgeLogHandler.Sink(handles: [pipe.fileHandleForWriting], timestamps: timestamps, format: format)
         var handler = MidgeLogHandler(label: label, sink: sink, enabled: Set(Logger.Level.allCases))
         handler[metadataKey: "listener"] = "1883"

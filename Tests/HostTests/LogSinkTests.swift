@@ -14,7 +14,7 @@ struct LogSinkTests {
 
     @Test("a buffered sink writes every line whole and in order, and flush waits for them")
     func buffered() throws {
-        let pipe = Pipe()
+        let pipe = TestPipe()
         let sink = MidgeLogHandler.Sink(handles: [pipe.fileHandleForWriting], timestamps: false,
                                         bufferBytes: 1 << 20)
         let all = lines(200)
@@ -27,7 +27,7 @@ struct LogSinkTests {
 
     @Test("a destination that takes nothing: writes return at once, what does not fit is dropped, counted, and reported in one line once it drains")
     func blockedDestination() throws {
-        let pipe = Pipe()  // nobody reads it until the end: 64 KiB, then every write(2) to it blocks
+        let pipe = TestPipe()  // nobody reads it until the end: 64 KiB, then every write(2) to it blocks
         let sink = MidgeLogHandler.Sink(handles: [pipe.fileHandleForWriting], timestamps: false,
                                         bufferBytes: 10_000)
         let all = lines(2_000)  // 200 KB: more than the pipe and the buffer hold together
@@ -63,11 +63,29 @@ struct LogSinkTests {
 
     @Test("without a buffer (log_buffer_size 0) lines are written by the caller, as Mosquitto does")
     func unbuffered() throws {
-        let pipe = Pipe()
+        let pipe = TestPipe()
         let sink = MidgeLogHandler.Sink(handles: [pipe.fileHandleForWriting], timestamps: false, bufferBytes: 0)
         sink.write("one\n")
         try pipe.fileHandleForWriting.close()  // no flush: written already
         #expect(String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "one\n")
+    }
+}
+
+/// A pipe whose ends are closed on exec: a process another test starts meanwhile must not inherit the write
+/// end (Foundation's `Pipe` leaves it inheritable), or reading to the end would wait until that process exits,
+/// holding one of the few threads every test shares.
+struct TestPipe {
+    let fileHandleForReading: FileHandle
+    let fileHandleForWriting: FileHandle
+
+    init() {
+        var fds: [Int32] = [0, 0]
+        // pipe2(O_CLOEXEC) is not in Swift's Glibc module: a fork in the instant between these calls could
+        // still inherit them, a far smaller window than Pipe's, whose ends stay inheritable.
+        precondition(pipe(&fds) == 0, "pipe: errno \(errno)")
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        fileHandleForReading = FileHandle(fileDescriptor: fds[0], closeOnDealloc: true)
+        fileHandleForWriting = FileHandle(fileDescriptor: fds[1], closeOnDealloc: true)
     }
 }
 

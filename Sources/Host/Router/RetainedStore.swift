@@ -21,6 +21,17 @@ final class RetainedStore: Sendable {
     /// Retained messages now.
     var messageCount: Int { tree.withLockedValue { $0.count } }
 
+    /// Retained messages now outside `$` topics (`$SYS`: the broker's own, published again after a restart).
+    var clientMessageCount: Int {
+        tree.withLockedValue { tree in
+            tree.count - tree.root.children.filter { $0.key.hasPrefix("$") }.reduce(0) { $0 + Self.count($1.value) }
+        }
+    }
+
+    private static func count(_ node: Node) -> Int {
+        node.children.values.reduce(node.message == nil ? 0 : 1) { $0 + count($1) }
+    }
+
     /// Stores `message` for its topic, or deletes the topic's retained message when the payload is empty.
     func set(_ message: Message) {
         let levels = message.topic.split(separator: "/", omittingEmptySubsequences: false)

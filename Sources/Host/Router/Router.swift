@@ -189,6 +189,14 @@ final class Router: Sendable {
 
     var sessionCount: Int { table.withLockedValue { $0.sessions.count } }
 
+    /// What the broker holds only in memory: sessions (and how many are connected), their messages, and the
+    /// retained messages (outside `$SYS`). What a shutdown without persistence loses.
+    func heldInMemory() -> (sessions: Int, connected: Int, messages: HeldMessages, retained: Int) {
+        let (sessions, connected) = table.withLockedValue { (Array($0.sessions.values), $0.connected) }
+        let messages = sessions.reduce(HeldMessages()) { $0 + $1.held }
+        return (sessions.count, connected, messages, retained.clientMessageCount)
+    }
+
     /// The connections attached to sessions right now.
     func connectedHandles() -> [ConnectionHandle] {
         let all = table.withLockedValue { Array($0.sessions.values) }

@@ -236,10 +236,32 @@ final class Session: Sendable {
 
     func countDropped() { state.withLockedValue { $0.dropped += 1 } }
 
+    /// Messages this session holds now: queued at QoS 0 and at QoS 1/2, in flight (sent, not yet
+    /// acknowledged), and received at QoS 2 but not yet released.
+    var held: HeldMessages {
+        state.withLockedValue {
+            HeldMessages(queuedQoS0: $0.queuedQoS0, queuedQoS12: $0.queuedQoS12, inflight: $0.inflight.count,
+                         incomingQoS2: $0.incomingQoS2.count)
+        }
+    }
+
     /// Removes and returns the messages that came through a shared subscription and were not acknowledged:
     /// queued, or in flight without PUBACK / PUBREC. For the router, when this session ends.
     func takeUnacknowledgedShared() -> [Delivery] {
         state.withLockedValue { $0.takeUnacknowledgedShared() }
+    }
+}
+
+/// What sessions hold in memory (`Session.held`), summed by `Router.heldInMemory()`.
+struct HeldMessages: Sendable, Equatable {
+    var queuedQoS0 = 0
+    var queuedQoS12 = 0
+    var inflight = 0
+    var incomingQoS2 = 0
+
+    static func + (a: HeldMessages, b: HeldMessages) -> HeldMessages {
+        HeldMessages(queuedQoS0: a.queuedQoS0 + b.queuedQoS0, queuedQoS12: a.queuedQoS12 + b.queuedQoS12,
+                     inflight: a.inflight + b.inflight, incomingQoS2: a.incomingQoS2 + b.incomingQoS2)
     }
 }
 

@@ -223,6 +223,7 @@ public final class Broker: Sendable {
 
     /// Stops listening, closes clients, stops plugins.
     public func shutdown() async {
+        logWhatIsLost()
         fileWatcher?.stop()
         // A reload under way finishes before the plugins stop.
         _ = await reloadQueue.withLockedValue { $0 }?.value
@@ -240,6 +241,22 @@ public final class Broker: Sendable {
         for stack in listeners { await stack.listener.close() }
         for plugin in plugins + listeners.flatMap(\.plugins) { await plugin.shutdown() }
         if ownsGroup { try? await group.shutdownGracefully() }
+    }
+}
+
+extension Broker {
+    /// Says, before the connections close, what is held only in memory and ends with the process: Midge keeps
+    /// nothing across a restart yet (`persistence true` is refused), so an operator learns what a restart cost.
+    func logWhatIsLost() {
+        let held = router.heldInMemory()
+        let messages = held.messages
+        let total = messages.queuedQoS0 + messages.queuedQoS12 + messages.inflight + messages.incomingQoS2
+        guard held.sessions > 0 || held.retained > 0 else { return }
+        let line = "Shutting down without persistence: \(held.sessions) session(s) (\(held.connected) connected) "
+            + "with \(total) message(s) (\(messages.queuedQoS12) queued at QoS 1/2, \(messages.queuedQoS0) at QoS 0, "
+            + "\(messages.inflight) in flight, \(messages.incomingQoS2) incoming QoS 2 not released) and "
+            + "\(held.retained) retained message(s) are not kept."
+        logger.notice("\(line)")
     }
 }
 

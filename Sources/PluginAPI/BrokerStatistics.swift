@@ -53,6 +53,9 @@ public struct BrokerStatistics: Sendable, Hashable {
     public var publishRateDisconnects = 0
     /// Bytes waiting in all sessions' queues now; only counted under `max_queued_bytes_total` (else 0).
     public var queuedBytes = 0
+    /// Authentication and authorization plugin calls that failed (an error or a missed deadline) since start;
+    /// each denied the client concerned.
+    public var authFailures = 0
     /// Log lines dropped since start because the log destination did not keep up (`log_buffer_size`).
     public var logLinesDropped = 0
 
@@ -132,6 +135,8 @@ extension BrokerStatistics {
                  \.publishRateDisconnects, metric: "midge_publish_rate_disconnects_total"),
         .gauge("queued_bytes", "Bytes waiting in all sessions' queues (under max_queued_bytes_total only).",
                \.queuedBytes, metric: "midge_queued_bytes"),
+        .counter("auth.failures", "Authentication and authorization plugin calls that failed (an error or a missed deadline).",
+                 \.authFailures, metric: "midge_auth_failures_total"),
         .counter("log.dropped", "Log lines dropped: the log destination did not keep up (log_buffer_size).",
                  \.logLinesDropped, metric: "midge_log_lines_dropped_total"),
     ]

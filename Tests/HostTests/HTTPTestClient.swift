@@ -29,10 +29,13 @@ enum WireHTTPOutcome: Sendable {
 final class WireHTTPClient: @unchecked Sendable {
     let channel: any Channel
     private let collector: Collector
+    /// Where the connection came from (kept: a closed channel no longer says).
+    let localAddress: SocketAddress?
 
     private init(channel: any Channel, collector: Collector) {
         self.channel = channel
         self.collector = collector
+        localAddress = channel.localAddress
     }
 
     static func connect(port: Int, host: String = "127.0.0.1", group: any EventLoopGroup) async throws -> WireHTTPClient {
@@ -92,12 +95,29 @@ final class WireHTTPClient: @unchecked Sendable {
         try? await channel.close()
     }
 
+    /// What the connection saw, for a failed test's message.
+    var diagnostics: String {
+        get async {
+            let collector = self.collector
+            return (try? await channel.eventLoop.submit {
+                "closed \(collector.isClosed), \(collector.buffer.readableBytes) bytes unread, errors \(collector.errors)"
+            }.get()) ?? "?"
+        }
+    }
+
     /// Gathers bytes on the channel's event loop and answers the one waiter when a whole response is there.
     private final class Collector: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = ByteBuffer
 
         var buffer = ByteBuffer()
         var isClosed = false
+        /// Errors the pipeline saw (for a test's diagnostics).
+        var errors: [String] = []
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            errors.append("\(error)")
+            context.fireErrorCaught(error)
+        }
         var waiter: (bodyless: Bool, promise: EventLoopPromise<WireHTTPOutcome>)?
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -115,6 +115,15 @@ final class RewritingHook: HookPlugin, @unchecked Sendable {
     }
 }
 
+/// Fails every authentication, later (as a database that broke would).
+final class FailingAuthenticator: AuthenticationPlugin {
+    struct Broken: Error {}
+
+    func authenticate(client: ClientInfo, credentials: Credentials, on eventLoop: any EventLoop) -> PluginAnswer<Decision> {
+        .later(eventLoop.makeFailedFuture(Broken()))
+    }
+}
+
 // MARK: Harness
 
 /// A broker on an ephemeral loopback port with extra hook plugins in its registry.
@@ -125,7 +134,8 @@ struct TestBroker {
 
     static func start(_ config: String, hooks: [String: any Plugin], files: [String: String] = [:],
                       hookDeadline: TimeAmount = .seconds(5),
-                      registry base: PluginRegistry = BuiltInPlugins.registry) async throws -> TestBroker {
+                      registry base: PluginRegistry = BuiltInPlugins.registry,
+                      logger: Logger = Logger(label: "test")) async throws -> TestBroker {
         let directory = NSTemporaryDirectory() + "midge-hooks-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         for (name, text) in files { try text.write(toFile: directory + "/" + name, atomically: true, encoding: .utf8) }
@@ -138,8 +148,7 @@ struct TestBroker {
         // Port 0 (the config file cannot say it): the kernel picks a free port as the listener binds. A port
         // probed first and bound later could be taken in between by another test's socket.
         parsed.listeners[0].port = 0
-        let broker = try Broker(config: parsed, logger: Logger(label: "test"), registry: registry,
-                                hookDeadline: hookDeadline)
+        let broker = try Broker(config: parsed, logger: logger, registry: registry, hookDeadline: hookDeadline)
         try await broker.start()
         return TestBroker(broker: broker, port: broker.boundPorts[0], directory: directory)
     }
@@ -234,6 +243,44 @@ func eventually(_ what: String, within seconds: Double = 5, _ condition: () -> B
         #expect(second.packetID == 8 && second.reasonCode == .success)
         #expect(try await subscriber.nextPublish().topic == "good")
         #expect(broker.broker.hooks.failures == 1)
+        await broker.stop()
+    }
+
+    @Test("a hook failing on every PUBLISH is counted each time and logged once, not once a message")
+    func aHookFailingOnEveryMessageIsLoggedOnce() async throws {
+        let log = CapturedLog()
+        let broker = try await TestBroker.start("allow_anonymous true\nplugin faulty\n", hooks: ["faulty": FaultyHook()],
+                                                logger: log.logger)
+        let client = try await TestClient.connect(port: broker.port, clientID: "c")
+        for id in UInt16(1)...20 {
+            client.publish("bad/throw", "x", qos: .atLeastOnce, id: id)
+            guard case .ack(let ack)? = await client.next() else { Issue.record("no PUBACK"); return }
+            #expect(ack.packetID == id && ack.reasonCode == .implementationSpecificError)
+        }
+        #expect(broker.broker.hooks.failures == 20)
+        let statistics = try await broker.broker.services.statistics().get()
+        #expect(statistics.hookFailures == 20)
+        #expect(log.lines.filter { $0.contains("Hook faulty failed on publish") }.count == 1)
+        await broker.stop()
+    }
+
+    @Test("an authentication plugin that fails denies each client it is asked about (0x88), counted each time, logged once")
+    func aFailingAuthenticatorIsCountedAndLoggedOnce() async throws {
+        let log = CapturedLog()
+        let broker = try await TestBroker.start("plugin failing-auth\n", hooks: ["failing-auth": FailingAuthenticator()],
+                                                logger: log.logger)
+        for i in 0..<10 {
+            do {
+                _ = try await TestClient.connect(port: broker.port, clientID: "c\(i)", username: "u", password: "p")
+                Issue.record("a client was admitted by a failing plugin")
+            } catch TestClientError.unexpected(_, let answer) {
+                guard case .connack(let connack)? = answer else { Issue.record("no CONNACK: \(String(describing: answer))"); continue }
+                #expect(connack.code == ReasonCode.serverUnavailable.rawValue)
+            }
+        }
+        let statistics = try await broker.broker.services.statistics().get()
+        #expect(statistics.authFailures == 10)
+        #expect(log.lines.filter { $0.contains("failed to authenticate") }.count == 1)
         await broker.stop()
     }
 

@@ -49,6 +49,7 @@ import Testing
         "midge_publish_rate_disconnects_total": "counter",
         "midge_queued_bytes": "gauge",
         "midge_log_lines_dropped_total": "counter",
+        "midge_auth_failures_total": "counter",
         "midge_quota_exceeded_total": "counter",
         "midge_listener_connections": "gauge",
     ]

@@ -108,3 +108,22 @@ struct KeepAliveWheelTests {
         await broker.stop()
     }
 }
+
+@Suite("Failure log")
+struct FailureLogTests {
+    @Test("the first failure of a key is logged, then one line per interval with how many were not")
+    func floodsAreSummarised() {
+        let log = CapturedLog()
+        let failures = FailureLog(interval: .seconds(60))
+        let start = NIODeadline.now()
+        for i in 0..<1_000 {
+            failures.record("hook publish", logger: log.logger, now: start + .milliseconds(Int64(i)), "hook failed")
+        }
+        failures.record("other connect", logger: log.logger, now: start, "other failed")
+        #expect(log.lines.count == 2)
+        failures.record("hook publish", logger: log.logger, now: start + .seconds(61), "hook failed")
+        #expect(failures.count == 1_002)
+        #expect(log.lines.count == 3)
+        #expect(log.lines.last?.hasSuffix("hook failed (999 more like it since the last such line, not logged one by one)") == true)
+    }
+}

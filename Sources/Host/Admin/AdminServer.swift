@@ -156,6 +156,9 @@ final class AdminServer: Sendable {
 
     private func initialize(_ channel: any Channel, limit: ConnectionLimit?) -> EventLoopFuture<Void> {
         let id = ObjectIdentifier(channel)
+        let remote = channel.remoteAddress?.description ?? "?"
+        logger.debug("Admin HTTP connection from \(remote).")
+        channel.closeFuture.whenComplete { [logger] _ in logger.debug("Admin HTTP connection from \(remote) closed.") }
         let admitted = state.withLockedValue { state -> Bool in
             guard !state.closing else { return false }
             state.connections[id] = channel
@@ -299,6 +302,7 @@ private final class AdminHTTPHandler: ChannelInboundHandler, RemovableChannelHan
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // HTTPServerProtocolErrorHandler already answered 400 to a parser error (a head over the limit).
+        server.logger.debug("Admin HTTP connection from \(context.channel.remoteAddress?.description ?? "?") closed: \(error).")
         context.close(promise: nil)
     }
 

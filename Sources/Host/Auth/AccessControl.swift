@@ -19,6 +19,9 @@ struct AccessControl: Sendable {
     /// How long a plugin may take to answer before its answer counts as deny.
     var deadline: TimeAmount = .seconds(5)
     var logger = Logger(label: "midge.auth")
+    /// Plugin calls that failed or missed the deadline: counted, logged without flooding (shared by every
+    /// listener's chains, for the statistics).
+    var failures = FailureLog()
 
     /// Runs the authentication chain. A client without a user name is decided by `allowAnonymous`; so is
     /// everyone when there is no authentication plugin (Mosquitto's behaviour). Otherwise each plugin is asked
@@ -56,7 +59,8 @@ struct AccessControl: Sendable {
                     return loop.makeSucceededFuture(decision)
                 }
                 .flatMapErrorThrowing { error in
-                    self.logger.error("\(name) failed to authenticate \(client.clientID): \(error). Refusing the client.")
+                    self.failures.record("\(name) authenticate", logger: self.logger,
+                                         "\(name) failed to authenticate \(client.clientID): \(error). Refusing the client.")
                     return .deny(.serverUnavailable)
                 }
         }
@@ -73,7 +77,8 @@ struct AccessControl: Sendable {
                 let name = String(describing: type(of: plugin))
                 futures.append(bounded(future, on: loop, what: "\(name) preparing \(client.clientID)")
                     .flatMapErrorThrowing { error in
-                        self.logger.error("\(name) could not load the rules of \(client.clientID): \(error).")
+                        self.failures.record("\(name) prepare", logger: self.logger,
+                                             "\(name) could not load the rules of \(client.clientID): \(error).")
                     })
             }
         }

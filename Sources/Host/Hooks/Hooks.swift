@@ -32,9 +32,10 @@ final class Hooks: Sendable {
     /// How long a hook's future may take.
     let deadline: TimeAmount
     let logger: Logger
-    /// Hook calls that failed or ran out of time; shared with the statistics, which must not hold the hooks
-    /// (a hook holds the statistics' provider: the two would keep each other, and the broker, alive).
-    let failureCount = NIOLockedValueBox(0)
+    /// Hook calls that failed or ran out of time, counted and logged without flooding; shared with the
+    /// statistics, which must not hold the hooks (a hook holds the statistics' provider: the two would keep
+    /// each other, and the broker, alive).
+    let failureLog = FailureLog()
 
     init(_ entries: [Entry], deadline: TimeAmount = .seconds(5), logger: Logger) {
         all = entries
@@ -57,7 +58,7 @@ final class Hooks: Sendable {
     static func none(logger: Logger) -> Hooks { Hooks([], logger: logger) }
 
     /// Hook calls that failed since start.
-    var failures: Int { failureCount.withLockedValue { $0 } }
+    var failures: Int { failureLog.count }
 
     // MARK: Observing events
 
@@ -182,11 +183,11 @@ final class Hooks: Sendable {
     }
 
     private func failed(_ entry: Entry, event: String, _ error: any Error) {
-        failureCount.withLockedValue { $0 += 1 }
         let consequence = event != "publish" ? "going on without it"
             : entry.rejectOnError ? "the message is rejected (plugin_opt_on_error accept would let it through)"
             : "the message goes on as if the hook were absent"
-        logger.error("Hook \(entry.name) failed on \(event): \(error); \(consequence).")
+        failureLog.record("\(entry.name) \(event)", logger: logger,
+                          "Hook \(entry.name) failed on \(event): \(error); \(consequence).")
     }
 }
 

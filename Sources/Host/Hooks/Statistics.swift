@@ -37,20 +37,23 @@ final class BrokerServicesProvider: BrokerServices, Sendable {
     let eventLoopGroup: any EventLoopGroup
     private let router: Router
     private let loops: LoopContexts
-    /// The hooks' failure count (`Hooks.failureCount`; not the hooks, which hold this provider).
-    private let hookFailures: NIOLockedValueBox<Int>
+    /// The hooks' failures (`Hooks.failureLog`; not the hooks, which hold this provider).
+    private let hookFailures: FailureLog
+    /// The authentication and authorization plugins' failures, all listeners'.
+    private let authFailures: FailureLog
     /// The broker's quotas, for their counts.
     private let quotas: Quotas
     /// Reloads so far, and how many failed.
     private let reloadCounts = NIOLockedValueBox((all: 0, failed: 0))
 
     init(version: String, group: any EventLoopGroup, router: Router, loops: LoopContexts, hooks: Hooks,
-         quotas: Quotas) {
+         quotas: Quotas, authFailures: FailureLog = FailureLog()) {
         self.version = version
         self.eventLoopGroup = group
         self.router = router
         self.loops = loops
-        self.hookFailures = hooks.failureCount
+        self.hookFailures = hooks.failureLog
+        self.authFailures = authFailures
         self.quotas = quotas
     }
 
@@ -96,7 +99,8 @@ final class BrokerServicesProvider: BrokerServices, Sendable {
             statistics.subscriptions = router.index.subscriptionCount
             statistics.retainedMessages = router.retained.messageCount
             (statistics.reloads, statistics.reloadsFailed) = reloadCounts.withLockedValue { ($0.all, $0.failed) }
-            statistics.hookFailures = hookFailures.withLockedValue { $0 }
+            statistics.hookFailures = hookFailures.count
+            statistics.authFailures = authFailures.count
             statistics.quotaEvents = quotas.eventCounts()
             statistics.publishRateDisconnects = quotas.rateDisconnectCount
             statistics.queuedBytes = quotas.queuedBytes?.current ?? 0

@@ -81,6 +81,7 @@ public final class Broker: Sendable {
         var listeners: [ListenerStack] = []
         var plugins: [any Plugin] = []
         var pluginConfigs: [PluginConfig] = []
+        let authFailures = FailureLog()
 
         // One chain for all listeners, or one per listener under `per_listener_settings true`.
         var chains: [SecurityKey: (authenticators: [any AuthenticationPlugin], authorizers: [any AuthorizationPlugin],
@@ -109,7 +110,7 @@ public final class Broker: Sendable {
             let access = AccessControl(authenticators: authenticators, authorizers: authorizers,
                                        authorizersDenySpecialChars: denySpecialChars,
                                        enhancedAuthenticators: enhanced, allowAnonymous: allowAnonymous,
-                                       logger: logger)
+                                       logger: logger, failures: authFailures)
             var connect = ConnectSettings()
             connect.allowZeroLengthClientID = security.allowZeroLengthClientID
             connect.autoIDPrefix = security.autoIDPrefix
@@ -132,7 +133,8 @@ public final class Broker: Sendable {
         let hooks = Hooks(hookEntries, deadline: hookDeadline, logger: logger)
         self.hooks = hooks
         services = BrokerServicesProvider(version: "midge version \(MidgeCommand.version)", group: self.group,
-                                          router: router, loops: loops, hooks: hooks, quotas: quotas)
+                                          router: router, loops: loops, hooks: hooks, quotas: quotas,
+                                          authFailures: authFailures)
         for entry in hookEntries where !plugins.contains(where: { $0 === entry.hook }) {
             plugins.append(entry.hook)
         }

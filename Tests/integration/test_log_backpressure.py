@@ -78,19 +78,30 @@ class UnreadStderr:
         os.close(self.read_end)
 
 
-def test_a_log_nobody_reads_stalls_no_client_and_no_shutdown(tmp_path):
-    port, admin = free_port(), free_port()
+def start_unread(tmp_path, ports: list[int], extra: str = "") -> tuple[subprocess.Popen, UnreadStderr]:
+    """`midge -v` on ports[0] with its stdout and stderr on an UnreadStderr; returns once every port accepts."""
     conf = tmp_path / "broker.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nadmin_listener {admin} 127.0.0.1\n"
-                    "plugin prometheus\nlog_buffer_size 16384\n")
+    conf.write_text(f"listener {ports[0]} 127.0.0.1\nallow_anonymous true\n{extra}")
     stderr = UnreadStderr()
     proc = subprocess.Popen([str(midge_bin()), "-c", str(conf), "-v"], stdin=subprocess.DEVNULL,
                             stdout=stderr.write_end, stderr=stderr.write_end, cwd=tmp_path)
     os.close(stderr.write_end)
+    log = tmp_path / "unread.log"
+    log.write_text("(the log is the unread pipe)")
     try:
-        log = tmp_path / "unread.log"
-        log.write_text("(the log is the unread pipe)")
-        wait_for_ports(proc, [port, admin], log)
+        wait_for_ports(proc, ports, log)
+    except BaseException:
+        stop_process(proc)
+        stderr.close()
+        raise
+    return proc, stderr
+
+
+def test_a_log_nobody_reads_stalls_no_client_and_no_shutdown(tmp_path):
+    port, admin = free_port(), free_port()
+    proc, stderr = start_unread(tmp_path, [port, admin], f"admin_listener {admin} 127.0.0.1\nplugin prometheus\n"
+                                "log_buffer_size 16384\n")
+    try:
         b = Address("127.0.0.1", port)
         # 64 KiB of pipe and 16 KiB of buffer hold about 80 of these lines: 300 fill both, and then some.
         noisy_publishes(b, 300)
@@ -111,16 +122,8 @@ def test_a_log_nobody_reads_stalls_no_client_and_no_shutdown(tmp_path):
 
 def test_sigterm_ends_the_broker_while_its_log_is_blocked(tmp_path):
     port = free_port()
-    conf = tmp_path / "broker.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
-    stderr = UnreadStderr()
-    proc = subprocess.Popen([str(midge_bin()), "-c", str(conf), "-v"], stdin=subprocess.DEVNULL,
-                            stdout=stderr.write_end, stderr=stderr.write_end, cwd=tmp_path)
-    os.close(stderr.write_end)
+    proc, stderr = start_unread(tmp_path, [port])
     try:
-        log = tmp_path / "unread.log"
-        log.write_text("(the log is the unread pipe)")
-        wait_for_ports(proc, [port], log)
         noisy_publishes(Address("127.0.0.1", port), 200)
         started = time.monotonic()
         proc.terminate()

@@ -217,6 +217,31 @@ struct AdminServerTests {
         await admin.stop()
     }
 
+    @Test("at most maxConnections at once: one more is closed at accept; once one closes, a new one is served")
+    func connectionLimit() async throws {
+        var settings = AdminServer.Settings()
+        settings.maxConnections = 2
+        let admin = try await RunningAdmin.start(settings: settings)
+        let first = try await admin.connect()
+        let second = try await admin.connect()
+        #expect(try await first.request("GET", "/healthz").response?.status == 200)
+        #expect(try await second.request("GET", "/healthz").response?.status == 200)
+        let third = try await admin.connect()  // the kernel accepts it; the server closes it
+        #expect(await third.closedByServer())
+        await first.close()
+        // The slot comes back once the server has seen the close: bounded retries until a new one is served.
+        var served = false
+        for _ in 0..<50 where !served {
+            let next = try await admin.connect()
+            if let status = try? await next.request("GET", "/healthz").response?.status, status == 200 { served = true }
+            await next.close()
+            if !served { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(served)
+        await second.close()
+        await admin.stop()
+    }
+
     @Test("a connection that sends nothing, or only part of a request, is closed after the idle timeout")
     func idleTimeout() async throws {
         var settings = AdminServer.Settings()

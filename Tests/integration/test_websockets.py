@@ -488,6 +488,22 @@ def test_a_frame_over_the_cap_closes_with_1009(broker):
         c.close()
 
 
+@pytest.mark.skipif(BROKER_KIND == "mosquitto", reason="Mosquitto (libwebsockets) waits for the gigabyte to arrive")
+def test_a_frame_header_announcing_a_gigabyte_is_refused_before_any_payload(broker):
+    # No max_packet_size: the cap is MQTT's largest packet (256 MiB). A header announcing 1 GiB, with no payload
+    # behind it, is refused from the header alone: nothing is read or kept for the gigabyte.
+    _, ws = ws_broker(broker)
+    c = ws_connected(ws, unique("giga"))
+    try:
+        c.send(bytes([0x80 | BINARY, 0x80 | 127]) + struct.pack("!Q", 1 << 30) + os.urandom(4))
+        assert c.close_status() == 1009
+        c.wait_eof()
+    finally:
+        c.close()
+    canary = ws_connected(ws, unique("after"))  # the listener goes on
+    canary.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # The upgrade
 

@@ -132,7 +132,12 @@ extension ConfigFileParser {
         // Kept as written: the plugin declares which options are paths (`PluginDescriptor.pathOptions`), and
         // those are resolved against this file's directory when it is made.
         let option = try restOfLine(directive, line.value, line.location)
-        withSecurity(plugin.security) { $0.plugins[plugin.index].options.append((key: key, value: option)) }
+        // The plugin's section may have been replaced since its line (a listener given up after an error, under
+        // per_listener_settings): then the option has no plugin left to go to, as after a discarded one.
+        withSecurity(plugin.security) { security in
+            guard security.plugins.indices.contains(plugin.index) else { return }
+            security.plugins[plugin.index].options.append((key: key, value: option))
+        }
     }
 
     /// `auth_plugin_deny_special_chars BOOL`, for the latest plugin of the file.
@@ -142,7 +147,10 @@ extension ConfigFileParser {
         guard let plugin = state.currentPlugin else {
             throw error(line.location, "'auth_plugin_deny_special_chars' without a preceding 'plugin' line in this file")
         }
-        withSecurity(plugin.security) { $0.plugins[plugin.index].denySpecialChars = flag }
+        withSecurity(plugin.security) { security in
+            guard security.plugins.indices.contains(plugin.index) else { return }
+            security.plugins[plugin.index].denySpecialChars = flag
+        }
     }
 
     // MARK: Includes

@@ -25,7 +25,7 @@ struct LogSinkTests {
         #expect(sink.droppedLines == 0)
     }
 
-    @Test("a destination that takes nothing: writes return at once, what does not fit is dropped, counted, and reported in one line once it drains")
+    @Test("a destination that takes nothing: writes return at once, what does not fit is dropped, counted, and reported once per run of drops")
     func blockedDestination() throws {
         let pipe = TestPipe()  // nobody reads it until the end: 64 KiB, then every write(2) to it blocks
         let sink = MidgeLogHandler.Sink(handles: [pipe.fileHandleForWriting], timestamps: false,
@@ -57,7 +57,6 @@ struct LogSinkTests {
         #expect(reports.allSatisfy { $0.hasSuffix("log lines dropped: the log destination did not keep up (log_buffer_size).") || $0.hasSuffix("log line dropped: the log destination did not keep up (log_buffer_size).") })
         #expect(reported.reduce(0, +) == dropped)
         #expect(!reports.isEmpty && reports.count <= 10, "reported once per run of drops, not per line")
-        #expect(written.last?.hasPrefix("Warning: ") == true)
         // What was written is whole lines, in order: the lines with some left out.
         let kept = written.filter { !$0.hasPrefix("Warning: ") }
         #expect(kept.count + dropped == all.count)

@@ -586,11 +586,7 @@ final class Runner {
         let base = settings()
         var done: [EventLoopFuture<Void>] = []
         // The window's start: now with --total, after the warm-up otherwise.
-        var t1 = monotonicSeconds()
-        var s1 = registry.snapshot()
-        var cpu1 = processCPUSeconds()
-        var broker1 = brokerSample()
-        var machine1 = machineCPU()
+        var start = mark()
         for w in 0..<workers {
             let loop = group.next()
             // --total: this worker's share of the cycles.
@@ -600,24 +596,17 @@ final class Runner {
                                      cycles: cycles)
             done.append(loop.flatSubmit { worker.start() })
         }
-        if !counted {
-            sleepSeconds(o.warmup)
-            t1 = monotonicSeconds()
-            s1 = registry.snapshot()
-            cpu1 = processCPUSeconds()
-            broker1 = brokerSample()
-            machine1 = machineCPU()
-            sleepSeconds(o.duration)
-        }
         if counted {
             // Until every worker did its share: each cycle is bounded by --timeout, the run by the watchdog.
             for future in done { _ = try? future.wait() }
+        } else {
+            sleepSeconds(o.warmup)
+            start = mark()
+            sleepSeconds(o.duration)
         }
-        let t2 = monotonicSeconds()
-        let s2 = registry.snapshot()
-        let cpu2 = processCPUSeconds()
-        let broker2 = brokerSample()
-        let machine2 = machineCPU()
+        let end = mark()
+        let (t1, s1, cpu1, broker1, machine1) = (start.time, start.stats, start.cpu, start.broker, start.machine)
+        let (t2, s2, cpu2, broker2, machine2) = (end.time, end.stats, end.cpu, end.broker, end.machine)
         registry.forEach { $0.running = false }
         let deadline = monotonicSeconds() + 2 * o.timeout
         for future in done {
@@ -650,6 +639,20 @@ final class Runner {
         human.append(line + machineText)
         if rate == 0 && failures > 0 { return finish(error: "no connect succeeded") }
         return finish(error: nil)
+    }
+
+    /// The figures a measured window starts or ends with.
+    struct Mark {
+        var time: Double
+        var stats: LoopStats.Snapshot
+        var cpu: Double
+        var broker: (rss: Int?, cpu: Double?)
+        var machine: (busy: Double, steal: Double)?
+    }
+
+    func mark() -> Mark {
+        Mark(time: monotonicSeconds(), stats: registry.snapshot(), cpu: processCPUSeconds(), broker: brokerSample(),
+             machine: machineCPU())
     }
 
     // MARK: idle

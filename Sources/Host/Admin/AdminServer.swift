@@ -158,15 +158,15 @@ final class AdminServer: Sendable {
         let id = ObjectIdentifier(channel)
         let remote = channel.remoteAddress?.description ?? "?"
         logger.debug("Admin HTTP connection from \(remote).")
-        channel.closeFuture.whenComplete { [logger] _ in logger.debug("Admin HTTP connection from \(remote) closed.") }
         let admitted = state.withLockedValue { state -> Bool in
             guard !state.closing else { return false }
             state.connections[id] = channel
             return true
         }
         guard admitted else { return channel.close() }
-        channel.closeFuture.whenComplete { [state] _ in
+        channel.closeFuture.whenComplete { [state, logger] _ in
             _ = state.withLockedValue { $0.connections.removeValue(forKey: id) }
+            logger.debug("Admin HTTP connection from \(remote) closed.")
         }
         if let limit {
             guard limit.acquire() else {

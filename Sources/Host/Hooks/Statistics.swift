@@ -47,7 +47,7 @@ final class BrokerServicesProvider: BrokerServices, Sendable {
     private let reloadCounts = NIOLockedValueBox((all: 0, failed: 0))
 
     init(version: String, group: any EventLoopGroup, router: Router, loops: LoopContexts, hooks: Hooks,
-         quotas: Quotas, authFailures: FailureLog = FailureLog()) {
+         quotas: Quotas, authFailures: FailureLog) {
         self.version = version
         self.eventLoopGroup = group
         self.router = router
